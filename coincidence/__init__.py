@@ -1,0 +1,1 @@
+"""coincidence package of mm_broker."""

@@ -1,0 +1,1 @@
+"""fink_core package of mm_broker."""

@@ -1,0 +1,1 @@
+"""listeners package of mm_broker."""

@@ -1,0 +1,90 @@
+"""The ``mm-broker`` command line.
+
+Each sub-command is a small function taking the parsed arguments and the effective
+configuration; the heavy modules are imported inside them so that ``mm-broker --help``
+stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from mm_broker import __version__
+from mm_broker import config as configmod
+
+log = logging.getLogger("mm_broker")
+
+Handler = Callable[[argparse.Namespace, configmod.Settings], int]
+
+
+def _services(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from mm_broker import services
+
+    if args.action == "up":
+        for item in services.up(settings):
+            print(f"{item.name:<11} {item.address}  ({item.seconds:.1f} s)")
+    elif args.action == "down":
+        for name, was in services.down(settings):
+            print(f"{name:<11} {'stopped' if was else 'was not running'}")
+    else:
+        for name, state in services.status(settings):
+            print(f"{name:<11} {state}")
+    return 0
+
+
+def _config_show(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    print(json.dumps({"source": settings.source, "hash": settings.hash(),
+                      "config": settings.redacted()}, indent=2, default=str))
+    return 0
+
+
+def _demo(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from mm_broker import demo
+
+    return demo.main(settings, n_alerts=args.n_alerts)
+
+
+def parser() -> argparse.ArgumentParser:
+    """Build the argument parser of ``mm-broker``."""
+    p = argparse.ArgumentParser(prog="mm-broker", description=__doc__.split("\n")[0])
+    p.add_argument("--version", action="version", version=f"mm-broker {__version__}")
+    p.add_argument("--config", help="site configuration TOML (default: $MM_CONFIG)")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("services", help="start, stop or inspect the local services")
+    s.add_argument("action", choices=["up", "down", "status"])
+    s.set_defaults(func=_services)
+
+    c = sub.add_parser("config", help="configuration")
+    c.add_argument("action", choices=["show"])
+    c.set_defaults(func=_config_show)
+
+    d = sub.add_parser("demo", help="run the demo on the bundled real data")
+    d.add_argument("--n-alerts", type=int, default=20, help="ZTF alerts to stream")
+    d.set_defaults(func=_demo)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``mm-broker`` console script."""
+    args = parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+                        stream=sys.stderr)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        settings = configmod.load(args.config)
+    except configmod.ConfigError as exc:
+        print(f"mm-broker: configuration error: {exc}", file=sys.stderr)
+        return 2
+    func: Handler = args.func
+    return func(args, settings)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

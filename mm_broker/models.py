@@ -1,0 +1,228 @@
+"""The records that travel between the packages of mm_broker.
+
+Every package speaks these types and nothing else:
+
+* ``listeners/`` parsers turn bytes into a :class:`Notice`;
+* ``skymaps/`` turns a notice's localisation into a :class:`Region`;
+* ``coincidence/`` turns an alert and an active region into an :class:`Association`.
+
+They are frozen dataclasses: a value, once made, is never changed in place.
+Angles are degrees, times are :class:`datetime.datetime` in UTC (timezone-aware).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+#: HEALPix order at which regions are stored and joined (nested scheme).
+MAX_ORDER = 29
+
+
+class Messenger(str, enum.Enum):
+    """Kind of trigger: gravitational wave, gamma-ray burst, neutrino, X-ray."""
+
+    GW = "GW"
+    GRB = "GRB"
+    NU = "NU"
+    X = "X"
+
+
+class Role(str, enum.Enum):
+    """VOEvent-style role. Only ``observation`` notices give science regions."""
+
+    OBSERVATION = "observation"
+    TEST = "test"
+    UTILITY = "utility"
+
+
+# --------------------------------------------------------------------------- #
+# Localisations, as a mission gives them (before any conversion to 90 %).
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True)
+class Circle:
+    """A circular error region, as published by the mission.
+
+    Attributes
+    ----------
+    ra, dec : float
+        Centre, ICRS degrees.
+    radius_deg : float
+        Radius as published (statistical part only when ``systematic_deg`` is set).
+    containment : float
+        Probability content of ``radius_deg`` as the mission defines it
+        (e.g. 0.6827 for a 1-sigma GBM radius, 0.9 for Swift BAT).
+    systematic_deg : float or None
+        Systematic radius to combine with the statistical one, if the mission
+        publishes one separately (``None`` when already included).
+    convention : str
+        Mission convention identifier (e.g. ``"fermi_gbm_1sigma_stat"``), used by
+        :mod:`skymaps` to choose the conversion to a 90 % region.
+    """
+
+    ra: float
+    dec: float
+    radius_deg: float
+    containment: float
+    systematic_deg: float | None = None
+    convention: str = "generic"
+
+
+@dataclass(frozen=True)
+class Ellipse:
+    """An elliptical error region (semi-axes and position angle east of north)."""
+
+    ra: float
+    dec: float
+    a_deg: float
+    b_deg: float
+    pa_deg: float
+    containment: float
+    convention: str = "generic"
+
+
+@dataclass(frozen=True)
+class Box:
+    """Asymmetric errors in RA and Dec (IceCube style), each a containment bound.
+
+    ``ra_minus``/``ra_plus``/``dec_minus``/``dec_plus`` are positive offsets in
+    degrees (RA offsets are in RA degrees, not on-sky).
+    """
+
+    ra: float
+    dec: float
+    ra_minus: float
+    ra_plus: float
+    dec_minus: float
+    dec_plus: float
+    containment: float
+    convention: str = "generic"
+
+
+@dataclass(frozen=True)
+class SkyMap:
+    """A HEALPix probability sky map, kept as the bytes the mission sent.
+
+    Attributes
+    ----------
+    data : bytes or None
+        FITS bytes (multi-order or flat, possibly gzip-compressed).
+    url : str or None
+        Where the map may be fetched from, if it was not embedded.
+    """
+
+    data: bytes | None
+    url: str | None = None
+    convention: str = "generic"
+
+
+Localisation = Circle | Ellipse | Box | SkyMap
+
+
+@dataclass(frozen=True)
+class Notice:
+    """One parsed notice: what a mission said about one event at one time.
+
+    Attributes
+    ----------
+    event_id : str
+        One identifier per astrophysical event across all its notices,
+        e.g. ``"Fermi-GBM:727029942"`` or ``"LVK:S230518h"``.
+    messenger : Messenger
+    mission, instrument : str
+    notice_type : str
+        Mission's notice type (``"FERMI_GBM_FIN_POS"``, ``"PRELIMINARY"``, ...).
+    role : Role
+    trigger_time : datetime
+        t0 of the event (UTC).
+    issue_time : datetime
+        When the notice was issued (UTC); ordering of notice versions uses it.
+    version : int
+        Sequence / version number within the event (higher is newer).
+    retraction : bool
+        The notice withdraws the event.
+    localisation : Localisation or None
+        ``None`` only for retractions.
+    ivorn : str or None
+        IVORN of a VOEvent notice (for citations).
+    significance : dict
+        Mission significance figures where given (``far_hz``, ``signalness``,
+        ``significant``, ``classification``, ...).
+    extra : dict
+        Other facts kept as given (JSON-serialisable).
+    """
+
+    event_id: str
+    messenger: Messenger
+    mission: str
+    instrument: str
+    notice_type: str
+    role: Role
+    trigger_time: datetime
+    issue_time: datetime
+    version: int
+    retraction: bool
+    localisation: Localisation | None
+    ivorn: str | None = None
+    significance: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- #
+# Regions (output of skymaps/)
+# --------------------------------------------------------------------------- #
+
+
+@dataclass(frozen=True, eq=False)
+class Region:
+    """A 90 % (by default) credible region as order-29 nested HEALPix ranges.
+
+    Attributes
+    ----------
+    kind : str
+        ``"circle"``, ``"ellipse"``, ``"box"`` or ``"skymap"``.
+    ranges : ndarray of uint64, shape (n, 2)
+        Sorted, disjoint half-open ``[lo, hi)`` order-29 nested index ranges
+        covering the region at ``credible_level``.
+    area_deg2 : float
+        Area of the region in square degrees.
+    credible_level : float
+        Probability content of the region (0.9 by default).
+    tile_ranges : ndarray of uint64, shape (m, 2)
+        Tiles covering (at least) the region, as order-29 ranges; each tile carries
+        one credible level and one probability density below.
+    tile_credible_level : ndarray of float64, shape (m,)
+        Smallest credible level whose region contains the tile.
+    tile_density_deg2 : ndarray of float64, shape (m,)
+        Probability per square degree in the tile (maps); for circles, the
+        density of the model used for the conversion.
+    center_ra, center_dec, radius90_deg : float or None
+        For circles: centre and the 90 % radius.
+    sigma_deg : float or None
+        For circles: the Gaussian width used to derive levels (``None`` otherwise).
+    convention : str
+        What was done to reach the 90 % region, in words a user can read.
+    distance : dict
+        GW distance moments (``distmean``, ``diststd``, Mpc) where known.
+    """
+
+    kind: str
+    ranges: npt.NDArray[np.uint64]
+    area_deg2: float
+    credible_level: float
+    tile_ranges: npt.NDArray[np.uint64]
+    tile_credible_level: npt.NDArray[np.float64]
+    tile_density_deg2: npt.NDArray[np.float64]
+    center_ra: float | None = None
+    center_dec: float | None = None
+    radius90_deg: float | None = None
+    sigma_deg: float | None = None
+    convention: str = ""
+    distance: dict[str, float] = field(default_factory=dict)

@@ -1,0 +1,1 @@
+"""publishers package of mm_broker."""

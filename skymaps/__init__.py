@@ -1,0 +1,1 @@
+"""skymaps package of mm_broker."""
