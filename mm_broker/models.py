@@ -24,7 +24,7 @@ import numpy.typing as npt
 MAX_ORDER = 29
 
 
-class Messenger(str, enum.Enum):
+class Messenger(enum.StrEnum):
     """Kind of trigger: gravitational wave, gamma-ray burst, neutrino, X-ray."""
 
     GW = "GW"
@@ -33,7 +33,7 @@ class Messenger(str, enum.Enum):
     X = "X"
 
 
-class Role(str, enum.Enum):
+class Role(enum.StrEnum):
     """VOEvent-style role. Only ``observation`` notices give science regions."""
 
     OBSERVATION = "observation"

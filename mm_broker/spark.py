@@ -61,8 +61,11 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
     """
     from pyspark.sql import SparkSession
 
-    os.environ.setdefault("PYSPARK_PYTHON", os.environ.get("PYSPARK_PYTHON", _python()))
+    os.environ.setdefault("PYSPARK_PYTHON", _python())
     sp = settings.tree["spark"]
+    if str(sp["master"]).startswith("local"):
+        # One machine: keep the driver, block manager and workers on loopback.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     jars = ",".join(str(j) for j in connector_jars(settings))
     builder = (
         SparkSession.builder.appName(app_name)

@@ -16,8 +16,22 @@ The tables are created and changed only by the Alembic migrations in
 
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, DateTime, Float, ForeignKey, Index,
-                        Integer, LargeBinary, MetaData, String, Table, Text, UniqueConstraint)
+from sqlalchemy import (
+                        BigInteger,
+                        Boolean,
+                        Column,
+                        DateTime,
+                        Float,
+                        ForeignKey,
+                        Index,
+                        Integer,
+                        LargeBinary,
+                        MetaData,
+                        String,
+                        Table,
+                        Text,
+                        UniqueConstraint,
+)
 from sqlalchemy.dialects.postgresql import INT8RANGE, JSONB
 
 metadata = MetaData()

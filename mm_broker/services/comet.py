@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mm_broker.config import Settings
-from mm_broker.services.process import (ServiceError, port_open, read_pid, spawn,
-                                        terminate, wait_for)
+from mm_broker.services.process import ServiceError, port_open, read_pid, spawn, terminate, wait_for
 
 
 @dataclass
@@ -53,7 +52,8 @@ class Comet:
 
     def start(self) -> str:
         c = self.settings.tree["comet"]
-        addr = f"vtp://{self.host}:{c['broadcast_port']} (submit to {self.host}:{c['receive_port']})"
+        addr = (f"vtp://{self.host}:{c['broadcast_port']} "
+                f"(submit to {self.host}:{c['receive_port']})")
         if self.pid() is None:
             if port_open(self.host, c["receive_port"]):
                 raise ServiceError(f"port {c['receive_port']} is taken by another process")

@@ -25,10 +25,9 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["--"]:
         args = args[1:]
 
+    import comet.service.broker as broker
     from twisted.application import internet
     from twisted.scripts import twistd
-
-    import comet.service.broker as broker
 
     broker.TCPServer = functools.partial(internet.TCPServer, interface=bind)  # type: ignore[attr-defined]
     sys.argv = ["twistd", *args]

@@ -61,7 +61,8 @@ def fetch(cache_dir: Path, name: str, pom: str, properties: dict[str, str]) -> P
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise JarFetchError(
-            f"mvn failed to fetch {name} ({properties}):\n{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
+            f"mvn failed to fetch {name} ({properties}):\n"
+            f"{proc.stdout[-2000:]}{proc.stderr[-2000:]}"
         )
     marker.write_text(f"{time.monotonic() - started:.1f}\n")
     return dest

@@ -17,8 +17,7 @@ from pathlib import Path
 
 from mm_broker.config import Settings
 from mm_broker.services import jars
-from mm_broker.services.process import (ServiceError, port_open, read_pid, spawn,
-                                        terminate, wait_for)
+from mm_broker.services.process import ServiceError, port_open, read_pid, spawn, terminate, wait_for
 
 LOG4J2 = """\
 status = warn

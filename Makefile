@@ -1,0 +1,46 @@
+# mm_broker: the two commands of the README.
+#   make demo  - set everything up, then run the demo on the bundled real data
+#   make test  - set everything up, then run lint, type checks and the whole test suite
+# Set-up is incremental: the virtual environment is rebuilt only when pyproject.toml
+# changes; jars are fetched once into ~/.cache/mm-broker; services up is idempotent.
+
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
+
+.PHONY: setup services demo test lint typecheck unit down clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (voevent-parse does not install on newer versions)"'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+setup: $(STAMP)
+
+services: setup
+	$(BIN)/mm-broker services up
+
+demo: services
+	$(BIN)/mm-broker demo
+
+lint: setup
+	$(BIN)/ruff check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/python -m pytest -m "not services and not spark"
+
+test: services lint typecheck
+	$(BIN)/python -m pytest
+
+down:
+	-$(BIN)/mm-broker services down
+
+clean: down
+	rm -rf .mm $(VENV)
