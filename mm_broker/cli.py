@@ -48,6 +48,59 @@ def _demo(args: argparse.Namespace, settings: configmod.Settings) -> int:
     return demo.main(settings, n_alerts=args.n_alerts)
 
 
+def _notices_ingest(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from listeners.directory import ingest_paths
+    from mm_broker.db.migrate import engine_for
+    from mm_broker.ingest import Limits
+
+    engine = engine_for(settings)
+    try:
+        for path, result in ingest_paths(engine, args.paths, Limits.from_settings(settings),
+                                         source="dir"):
+            print(json.dumps(result.contract(str(path))), flush=True)
+    finally:
+        engine.dispose()
+    return 0
+
+
+def _listen(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from listeners.daemon import Stopper
+    from mm_broker.db.migrate import engine_for
+    from mm_broker.ingest import Limits
+
+    if args.transport == "vtp":
+        from listeners import vtp
+
+        if not args.remote:
+            print("mm-broker listen vtp: --remote HOST:PORT is required", file=sys.stderr)
+            return 2
+        vtp.run(settings, args.remote)
+        return 0
+    engine = engine_for(settings)
+    stopper = Stopper()
+    try:
+        if args.transport == "gcn":
+            from listeners import gcn
+
+            n = gcn.run(settings, engine, stopper, topics=args.topic or None)
+        else:
+            from pathlib import Path
+
+            from listeners import directory
+
+            if not args.path:
+                print("mm-broker listen dir: PATH is required", file=sys.stderr)
+                return 2
+            n = directory.watch(engine, Path(args.path), Limits.from_settings(settings),
+                                stopper, float(settings.get("listen.dir_poll_s")),
+                                (float(settings.get("listen.backoff_initial_s")),
+                                 float(settings.get("listen.backoff_max_s"))))
+    finally:
+        engine.dispose()
+    log.info("listener stopped after %d payloads", n)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``mm-broker``."""
     p = argparse.ArgumentParser(prog="mm-broker", description=__doc__.split("\n")[0])
@@ -63,6 +116,18 @@ def parser() -> argparse.ArgumentParser:
     c = sub.add_parser("config", help="configuration")
     c.add_argument("action", choices=["show"])
     c.set_defaults(func=_config_show)
+
+    n = sub.add_parser("notices", help="notices: ingest files")
+    n.add_argument("action", choices=["ingest"])
+    n.add_argument("paths", nargs="+", help="notice files or folders")
+    n.set_defaults(func=_notices_ingest)
+
+    li = sub.add_parser("listen", help="run a notice daemon in the foreground")
+    li.add_argument("transport", choices=["gcn", "vtp", "dir"])
+    li.add_argument("path", nargs="?", help="folder to watch (dir)")
+    li.add_argument("--remote", help="HOST:PORT of the VTP broker (vtp)")
+    li.add_argument("--topic", action="append", help="GCN topic (repeat; default: config)")
+    li.set_defaults(func=_listen)
 
     d = sub.add_parser("demo", help="run the demo on the bundled real data")
     d.add_argument("--n-alerts", type=int, default=20, help="ZTF alerts to stream")

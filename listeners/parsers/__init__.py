@@ -1,0 +1,50 @@
+"""Parsers: pure functions ``bytes -> Notice``, chosen by an explicit registry.
+
+:func:`parse` looks at the payload's first byte to choose the format (VOEvent XML or
+JSON), then the format's registry (``voevent_registry``, ``json_registry``) chooses the
+mission parser from the notice type. Nothing is discovered by glob or import magic.
+Every failure is a :class:`listeners.parsers.errors.NoticeError` subclass with a
+specific reason.
+"""
+
+from __future__ import annotations
+
+from mm_broker.models import Notice
+
+from .errors import MalformedPayload, NoticeError
+
+__all__ = ["parse", "NoticeError"]
+
+
+def parse(payload: bytes, topic: str | None = None) -> Notice:
+    """Parse one notice payload.
+
+    Parameters
+    ----------
+    payload : bytes
+        The bytes as received (XML VOEvent or JSON).
+    topic : str, optional
+        Kafka topic (or VTP stream) the payload came from; chooses the parser when the
+        payload alone is ambiguous.
+
+    Returns
+    -------
+    Notice
+
+    Raises
+    ------
+    NoticeError
+        A subclass naming the kind of violation.
+    """
+    head = payload.lstrip()[:1]
+    if head == b"<":
+        from .voevent_registry import parse_voevent
+
+        return parse_voevent(payload, topic)
+    if head in (b"{", b"["):
+        from .json_registry import parse_json
+
+        return parse_json(payload, topic)
+    if not head:
+        raise MalformedPayload("empty payload")
+    raise MalformedPayload(f"neither XML nor JSON (starts with {payload[:16]!r})")
