@@ -7,9 +7,12 @@ the repository); it is never copied into the repository.
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from mm_broker import config, services
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -25,3 +28,26 @@ def data_dir() -> Path:
     if not path.is_dir():
         pytest.fail(f"real data not found at {path}; set MM_DATA_DIR")
     return path
+
+
+@pytest.fixture(scope="session")
+def settings() -> config.Settings:
+    """Effective configuration (defaults + MM_* environment)."""
+    return config.load()
+
+
+@pytest.fixture(scope="session")
+def running(settings: config.Settings) -> config.Settings:
+    """Make sure the local services run (idempotent ``services up``)."""
+    services.up(settings)
+    return settings
+
+
+@pytest.fixture(scope="session")
+def spark(running: config.Settings) -> Iterator[object]:
+    """One Spark session (with the connector jars) for the whole test session."""
+    from mm_broker import spark as sparkmod
+
+    session = sparkmod.session(running, "mm_broker-tests")
+    yield session
+    session.stop()
