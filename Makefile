@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup services demo test lint typecheck unit down clean
+.PHONY: setup services demo test lint typecheck unit bench down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (voevent-parse does not install on newer versions)"'
@@ -38,6 +38,11 @@ unit: setup
 
 test: services lint typecheck
 	$(BIN)/python -m pytest
+
+bench: services
+	mkdir -p benchmarks/results
+	for b in notices pipeline join latency retro publish; do \
+	  $(BIN)/mm-broker bench $$b --json | tee benchmarks/results/$$b.json || exit 1; done
 
 down:
 	-$(BIN)/mm-broker services down

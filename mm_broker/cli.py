@@ -101,6 +101,19 @@ def _listen(args: argparse.Namespace, settings: configmod.Settings) -> int:
     return 0
 
 
+def _bench(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from mm_broker import bench
+
+    table = bench.registry()
+    if args.name not in table:
+        print(f"unknown benchmark {args.name!r}; known: {', '.join(sorted(table))}",
+              file=sys.stderr)
+        return 2
+    figures = table[args.name](settings)
+    print(json.dumps(figures, indent=None if args.json else 2))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``mm-broker``."""
     p = argparse.ArgumentParser(prog="mm-broker", description=__doc__.split("\n")[0])
@@ -128,6 +141,11 @@ def parser() -> argparse.ArgumentParser:
     li.add_argument("--remote", help="HOST:PORT of the VTP broker (vtp)")
     li.add_argument("--topic", action="append", help="GCN topic (repeat; default: config)")
     li.set_defaults(func=_listen)
+
+    b = sub.add_parser("bench", help="run one benchmark and print its figures as JSON")
+    b.add_argument("name", help="notices, pipeline, join, latency, retro, publish, soak")
+    b.add_argument("--json", action="store_true", help="one-line JSON")
+    b.set_defaults(func=_bench)
 
     d = sub.add_parser("demo", help="run the demo on the bundled real data")
     d.add_argument("--n-alerts", type=int, default=20, help="ZTF alerts to stream")

@@ -51,3 +51,28 @@ def spark(running: config.Settings) -> Iterator[object]:
     session = sparkmod.session(running, "mm_broker-tests")
     yield session
     session.stop()
+
+
+@pytest.fixture
+def fresh_db(running: config.Settings) -> Iterator[config.Settings]:
+    """A new, empty database at the newest migration in the real local PostgreSQL
+    (dropped afterwards), so tests that store events do not see each other's."""
+    import uuid
+
+    from sqlalchemy import create_engine, text
+
+    from mm_broker.db import migrate
+
+    name = f"mm_test_{uuid.uuid4().hex[:12]}"
+    admin_url = running.database_url().rsplit("/", 1)[0] + "/postgres"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    settings = config.load(environ={**os.environ, "MM_POSTGRES__DATABASE": name})
+    migrate.upgrade(settings)
+    try:
+        yield settings
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
