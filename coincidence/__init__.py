@@ -1,1 +1,20 @@
-"""coincidence package of mm_broker."""
+"""coincidence: the maths of the join between optical alerts and multi-messenger regions.
+
+Plain numpy and pandas, no Spark, Kafka or SQL (the wiring lives elsewhere):
+
+* :mod:`coincidence.index` — ``ActiveRegions``: all active regions merged into one
+  sorted boundary array with a CSR list of covering regions; ``ipix29``.
+* :mod:`coincidence.rules` — ``Window`` per messenger, time window and newness.
+* :mod:`coincidence.pchance` — chance-coincidence probability (definition and
+  derivation in its docstring) and ``TransientRate``, the stream's rate of new
+  transients.
+* :mod:`coincidence.annotate` — per-alert credible level, density, searched area.
+* :mod:`coincidence.association` — the ``Association`` record.
+* :mod:`coincidence.rank` — ranking of the candidates of one event version.
+* :mod:`coincidence.alerts` — ``AlertBatch``, the ``AlertStore`` protocol and its
+  in-memory implementation.
+* :mod:`coincidence.engine` — ``CoincidenceEngine``: regions, updates, retractions and
+  alerts in, associations out.
+* :mod:`coincidence.times` — integer-nanosecond time representation.
+* :mod:`coincidence.bench` — ``run_join_bench``.
+"""

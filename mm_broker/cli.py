@@ -114,6 +114,25 @@ def _bench(args: argparse.Namespace, settings: configmod.Settings) -> int:
     return 0
 
 
+def _alerts(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    if args.action == "send":
+        from fink_core import simulator
+
+        topic = args.topic or str(settings.get("alerts.topics")[0])
+        report = simulator.send(args.paths, topic, str(settings.get("kafka.bootstrap")),
+                                rate=args.rate, repeat=args.repeat)
+        print(json.dumps({"topic": topic, "sent": report.sent, "delivered": report.delivered,
+                          "failed": report.failed, "seconds": round(report.seconds, 3),
+                          "rate_per_s": round(report.rate, 1)}))
+        return 0 if report.failed == 0 else 1
+    from fink_core import runner
+
+    counts = runner.archive(settings, topics=args.topic and [args.topic],
+                            once=args.once)
+    print(json.dumps(counts))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``mm-broker``."""
     p = argparse.ArgumentParser(prog="mm-broker", description=__doc__.split("\n")[0])
@@ -134,6 +153,16 @@ def parser() -> argparse.ArgumentParser:
     n.add_argument("action", choices=["ingest"])
     n.add_argument("paths", nargs="+", help="notice files or folders")
     n.set_defaults(func=_notices_ingest)
+
+    al = sub.add_parser("alerts", help="alert streams: simulator and archive pipeline")
+    al.add_argument("action", choices=["send", "archive"])
+    al.add_argument("paths", nargs="*", help="alert files or folders (send)")
+    al.add_argument("--topic", help="Kafka topic (default: first of [alerts] topics)")
+    al.add_argument("--rate", type=float, default=None, help="alerts per second (send)")
+    al.add_argument("--repeat", type=int, default=1, help="passes over the files (send)")
+    al.add_argument("--once", action="store_true",
+                    help="archive what is in the topics now, then stop (archive)")
+    al.set_defaults(func=_alerts)
 
     li = sub.add_parser("listen", help="run a notice daemon in the foreground")
     li.add_argument("transport", choices=["gcn", "vtp", "dir"])

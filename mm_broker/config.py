@@ -130,6 +130,21 @@ class Settings:
         """Absolute path of the jar cache."""
         return Path(self.get("cache_dir")).expanduser().resolve()
 
+    def archive_uri(self) -> str:
+        """URI of the alert archive (``[alerts] archive_uri`` or ``<state_dir>/archive``)."""
+        uri = str(self.get("alerts.archive_uri"))
+        return uri or (self.state_dir / "archive").as_uri()
+
+    def checkpoint_uri(self) -> str:
+        """URI of the streaming checkpoints."""
+        uri = str(self.get("alerts.checkpoint_uri"))
+        return uri or (self.state_dir / "checkpoints").as_uri()
+
+    def catalogue_dir(self) -> Path:
+        """Folder of the cross-match catalogues."""
+        folder = str(self.get("alerts.catalogue_dir"))
+        return Path(folder).expanduser().resolve() if folder else self.data_dir / "catalogues"
+
     def database_url(self) -> str:
         """SQLAlchemy URL of the store (password read from its environment variable)."""
         url = self.get("postgres.url")

@@ -1,0 +1,212 @@
+"""The fink_core Spark pipeline: Kafka (or files) → decode → flags → annotation → archive.
+
+Stages are DataFrame → DataFrame steps; the science is the pure pandas code of
+:mod:`fink_core.decode` and :mod:`fink_core.annotate`, run by one ``mapInPandas``
+(:func:`enrich_batches`). Catalogues are loaded once on the driver and shipped to
+the workers as a broadcast variable: nothing inside the UDF reads files or the
+environment.
+
+Archive layout (a URI: a local folder by default, any Hadoop-compatible store on a
+cluster)::
+
+    <archive>/raw/night=YYYYMMDD/…parquet        Kafka key, value (the alert bytes),
+                                                 topic, partition, offset, timestamp
+    <archive>/enriched/night=YYYYMMDD/hpx1=K/…   one row per decoded alert: the model
+                                                 columns, the added columns, ipix29 and
+                                                 the Kafka coordinates; a payload that
+                                                 does not decode is a row with
+                                                 ``decode_error`` set (and its bytes are
+                                                 in raw/)
+
+``night`` is the UTC date of the observation (of the Kafka timestamp in raw/);
+``hpx1`` is the order-1 nested HEALPix cell (48 on the sky) and ``ipix29`` the
+order-29 index, so a search by sky region prunes partitions by night and coarse
+cell, then row groups by ``ipix29``. Both streaming queries use Spark's Parquet
+file sink with a checkpoint: after a kill and a restart every alert is in the
+archive exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Any
+
+import healpy as hp
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from fink_core import model
+from fink_core.annotate import annotate, output_schema
+from fink_core.catalogues import Catalogue, catalogue_keys
+from fink_core.decode import META_KEY, concat_frames, decode_avro, flatten
+from fink_core.errors import CorruptAlert, UnknownSchema
+
+if TYPE_CHECKING:
+    from pyspark.sql import DataFrame, SparkSession
+    from pyspark.sql.streaming import StreamingQuery
+
+#: Order of the coarse HEALPix partition column.
+PARTITION_ORDER = 1
+#: Columns added by the pipeline after the annotation.
+PIPELINE_COLUMNS = ("ipix29", "hpx1", "night", "kafka_topic", "kafka_partition",
+                    "kafka_offset", "decode_error")
+
+
+def enriched_arrow_schema(keys: Sequence[str]) -> pa.Schema:
+    """Arrow schema of the enriched rows for catalogues ``keys``."""
+    base = output_schema(keys)
+    extra = [pa.field("ipix29", pa.int64()), pa.field("hpx1", pa.int32()),
+             pa.field("night", pa.string()), pa.field("kafka_topic", pa.string()),
+             pa.field("kafka_partition", pa.int32()), pa.field("kafka_offset", pa.int64()),
+             pa.field("decode_error", pa.string())]
+    # Every column nullable: a payload that does not decode is a row of nulls but for
+    # its Kafka coordinates and decode_error.
+    return pa.schema([f.with_nullable(True) for f in list(base) + extra])
+
+
+def spark_schema(keys: Sequence[str]) -> Any:
+    """Spark StructType of the enriched rows (for ``mapInPandas``)."""
+    from pyspark.sql.pandas.types import from_arrow_schema
+
+    return from_arrow_schema(enriched_arrow_schema(keys))
+
+
+def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
+           topics: Sequence[str | None] | None = None,
+           partitions: Sequence[int | None] | None = None,
+           offsets: Sequence[int | None] | None = None) -> pd.DataFrame:
+    """Decode, flag and annotate a batch of alert payloads (pure pandas).
+
+    Parameters
+    ----------
+    values : sequence of bytes
+        Alert packets (Avro).
+    catalogues : sequence of Catalogue
+        Catalogues for the cross-match.
+    topics, partitions, offsets : sequence, optional
+        Kafka coordinates of each payload (kept on the rows).
+
+    Returns
+    -------
+    pandas.DataFrame
+        Enriched rows, then one row per payload that failed to decode (with
+        ``decode_error``), in the columns of :func:`enriched_arrow_schema`.
+    """
+    n = len(values)
+    topics = list(topics) if topics is not None else [None] * n
+    partitions = list(partitions) if partitions is not None else [None] * n
+    offsets = list(offsets) if offsets is not None else [None] * n
+    decoded, index, failures = _decode(values)
+    keys = [c.key for c in catalogues]
+    schema = enriched_arrow_schema(keys)
+    out = annotate(decoded, catalogues)
+    ra = out["ra"].to_numpy(dtype=float)
+    dec = out["dec"].to_numpy(dtype=float)
+    ok = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
+    ipix = np.full(len(out), np.nan)
+    if ok.any():
+        ipix[ok] = hp.ang2pix(2**29, ra[ok] % 360.0, dec[ok], nest=True, lonlat=True)
+    out["ipix29"] = pd.array(np.where(ok, ipix, 0).astype(np.int64), dtype="Int64")
+    out.loc[~ok, "ipix29"] = pd.NA
+    out["hpx1"] = (out["ipix29"] // (4 ** (29 - PARTITION_ORDER))).astype("Int32")
+    obs = pd.to_datetime(out["obs_time"], utc=True)
+    out["night"] = obs.dt.strftime("%Y%m%d")
+    out["kafka_topic"] = [topics[i] for i in index]
+    out["kafka_partition"] = pd.array([partitions[i] for i in index], dtype="Int32")
+    out["kafka_offset"] = pd.array([offsets[i] for i in index], dtype="Int64")
+    out["decode_error"] = None
+    if failures:
+        bad = pd.DataFrame({
+            "kafka_topic": [topics[i] for i, _ in failures],
+            "kafka_partition": pd.array([partitions[i] for i, _ in failures], dtype="Int32"),
+            "kafka_offset": pd.array([offsets[i] for i, _ in failures], dtype="Int64"),
+            "decode_error": [reason for _, reason in failures],
+        })
+        out = pd.concat([out, bad], ignore_index=True)
+        # Rows of failed payloads: nulls, not NaN, in list and struct columns.
+        for f in schema:
+            if pa.types.is_nested(f.type) and f.name in out.columns:
+                col = out[f.name]
+                out[f.name] = col.where(col.map(lambda v: isinstance(v, (list, tuple, dict,
+                                                                          np.ndarray))), None)
+    return out.reindex(columns=schema.names)
+
+
+def _decode(values: Sequence[bytes]) -> tuple[pd.DataFrame, list[int], list[tuple[int, str]]]:
+    """Decode payloads; return the model frame, the payload index of each row, and
+    ``(index, reason)`` for each payload that failed."""
+    records: dict[str, list[dict[str, Any]]] = {s: [] for s in model.SURVEYS}
+    origin: dict[str, list[int]] = {s: [] for s in model.SURVEYS}
+    failures: list[tuple[int, str]] = []
+    for i, value in enumerate(values):
+        try:
+            recs = decode_avro(bytes(value))
+        except (CorruptAlert, UnknownSchema) as exc:
+            failures.append((i, f"{type(exc).__name__}: {exc}"))
+            continue
+        for rec in recs:
+            survey = rec[META_KEY]["survey"]
+            records[survey].append(rec)
+            origin[survey].append(i)
+    surveys = [s for s in model.SURVEYS if records[s]]
+    frame = concat_frames([flatten(records[s], s) for s in surveys])
+    index = [i for s in surveys for i in origin[s]]
+    return frame, index, failures
+
+
+def enrich_batches(batches: Iterator[pd.DataFrame], catalogues: Any) -> Iterator[pd.DataFrame]:
+    """``mapInPandas`` body over Kafka rows (``value``, ``topic``, ``partition``,
+    ``offset``); ``catalogues`` is a Spark broadcast of the catalogue list."""
+    cats = catalogues.value
+    for batch in batches:
+        yield enrich(list(batch["value"]), cats, list(batch["topic"]),
+                     [int(p) for p in batch["partition"]], [int(o) for o in batch["offset"]])
+
+
+def enriched_stream(spark: SparkSession, kafka_df: DataFrame,
+                    catalogues: Sequence[Catalogue]) -> DataFrame:
+    """Kafka DataFrame → enriched alerts DataFrame (stage chain)."""
+    keys = catalogue_keys(catalogues)
+    bc = spark.sparkContext.broadcast(list(catalogues))
+    rows = kafka_df.select("value", "topic", "partition", "offset")
+    return rows.mapInPandas(lambda it: enrich_batches(it, bc), spark_schema(keys))
+
+
+def raw_stream(kafka_df: DataFrame) -> DataFrame:
+    """Kafka DataFrame → raw archive rows (bytes kept as received)."""
+    from pyspark.sql import functions as F
+
+    return kafka_df.select("key", "value", "topic", "partition", "offset", "timestamp",
+                           F.date_format(F.col("timestamp"), "yyyyMMdd").alias("night"))
+
+
+def start_archive(spark: SparkSession, kafka_df: DataFrame, catalogues: Sequence[Catalogue],
+                  archive_uri: str, checkpoint_uri: str, trigger: dict[str, Any] | None = None,
+                  ) -> list[StreamingQuery]:
+    """Start the raw and enriched archive queries (Parquet file sinks, checkpointed)."""
+    trig = trigger or {"processingTime": "2 seconds"}
+    raw_q = (raw_stream(kafka_df).writeStream.format("parquet")
+             .option("path", f"{archive_uri}/raw")
+             .option("checkpointLocation", f"{checkpoint_uri}/raw")
+             .partitionBy("night").trigger(**trig).queryName("archive_raw").start())
+    enr_q = (enriched_stream(spark, kafka_df, catalogues).writeStream.format("parquet")
+             .option("path", f"{archive_uri}/enriched")
+             .option("checkpointLocation", f"{checkpoint_uri}/enriched")
+             .partitionBy("night", "hpx1").trigger(**trig).queryName("archive_enriched")
+             .start())
+    return [raw_q, enr_q]
+
+
+def batch_files(spark: SparkSession, paths: Sequence[str],
+                catalogues: Sequence[Catalogue]) -> DataFrame:
+    """The same enrichment in batch over Avro files (replay and reprocessing)."""
+    from pyspark.sql import functions as F
+
+    files = (spark.read.format("binaryFile").option("pathGlobFilter", "*.avro")
+             .option("recursiveFileLookup", "true").load(list(paths)))
+    kafka_like = files.select(F.col("content").alias("value"), F.col("path").alias("topic"),
+                              F.lit(0).alias("partition"), F.lit(0).cast("long").alias("offset"))
+    keys = catalogue_keys(catalogues)
+    bc = spark.sparkContext.broadcast(list(catalogues))
+    return kafka_like.mapInPandas(lambda it: enrich_batches(it, bc), spark_schema(keys))
