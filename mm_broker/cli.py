@@ -133,6 +133,16 @@ def _alerts(args: argparse.Namespace, settings: configmod.Settings) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from pathlib import Path
+
+    from mm_broker import replay
+
+    summary = replay.replay(settings, args.notices, args.alerts, Path(args.out))
+    print(json.dumps({k: summary[k] for k in ("alerts", "notices", "counterparts")}))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``mm-broker``."""
     p = argparse.ArgumentParser(prog="mm-broker", description=__doc__.split("\n")[0])
@@ -170,6 +180,12 @@ def parser() -> argparse.ArgumentParser:
     li.add_argument("--remote", help="HOST:PORT of the VTP broker (vtp)")
     li.add_argument("--topic", action="append", help="GCN topic (repeat; default: config)")
     li.set_defaults(func=_listen)
+
+    r = sub.add_parser("replay", help="offline run of notices and alerts in time order")
+    r.add_argument("--notices", nargs="+", required=True, help="notice files or folders")
+    r.add_argument("--alerts", nargs="+", required=True, help="alert files or folders")
+    r.add_argument("--out", required=True, help="output folder")
+    r.set_defaults(func=_replay)
 
     b = sub.add_parser("bench", help="run one benchmark and print its figures as JSON")
     b.add_argument("name", help="notices, pipeline, join, latency, retro, publish, soak")
