@@ -63,7 +63,8 @@ def ingest_paths(engine: Engine, paths: Iterable[str | Path], limits: Limits,
             yield f, IngestResult("duplicate", f"identical bytes already journaled (row {jid})",
                                   jid)
             continue
-        yield f, process(engine, jid, payload, str(f), limits)
+        # A file path is not a topic: the payload's own content chooses the parser.
+        yield f, process(engine, jid, payload, None, limits)
 
 
 def watch(engine: Engine, folder: Path, limits: Limits, stopper: Stopper,

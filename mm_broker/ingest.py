@@ -84,7 +84,7 @@ class IngestResult:
         n = self.notice
         reg = None
         if self.region is not None:
-            reg = {"kind": self.region.kind, "area_deg2": round(self.region.area_deg2, 6),
+            reg = {"kind": self.region.kind, "area_deg2": float(f"{self.region.area_deg2:.6g}"),
                    "credible_level": self.region.credible_level,
                    "n_ranges": int(len(self.region.ranges))}
         return {

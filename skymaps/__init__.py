@@ -1,1 +1,47 @@
-"""skymaps package of mm_broker."""
+"""Sky geometry of mm_broker: a notice's localisation in, a :class:`Region` out.
+
+Pure functions, no database and no I/O beyond decoding the bytes they are given.
+
+* :func:`region_for` - any localisation (circle, ellipse, box, sky map) to a region
+  of order-29 nested HEALPix ranges, with tiles carrying credible level and density;
+* :func:`credible_level_at`, :func:`density_at` - the region's model at positions;
+* :mod:`skymaps.ranges` - UNIQ/ranges conversions, union, area, containment;
+* :mod:`skymaps.conventions` - what each mission's error radius means;
+* :mod:`skymaps.moc_io` - regions as IVOA MOC FITS/JSON.
+"""
+
+from skymaps.circles import region_from_box, region_from_circle, region_from_ellipse
+from skymaps.conventions import CONVENTIONS, ConventionError
+from skymaps.lookup import credible_level_at, density_at, in_tiles, separation_deg
+from skymaps.maps import DEFAULT_LIMITS, Limits, region_from_skymap
+from skymaps.moc_io import (
+    region_from_moc_fits,
+    region_from_moc_json,
+    region_from_ranges,
+    region_to_moc,
+    region_to_moc_fits,
+    region_to_moc_json,
+)
+from skymaps.region import region_for
+
+__all__ = [
+    "CONVENTIONS",
+    "DEFAULT_LIMITS",
+    "ConventionError",
+    "Limits",
+    "credible_level_at",
+    "density_at",
+    "in_tiles",
+    "region_for",
+    "region_from_box",
+    "region_from_circle",
+    "region_from_ellipse",
+    "region_from_moc_fits",
+    "region_from_moc_json",
+    "region_from_ranges",
+    "region_from_skymap",
+    "region_to_moc",
+    "region_to_moc_fits",
+    "region_to_moc_json",
+    "separation_deg",
+]

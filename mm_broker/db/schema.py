@@ -76,7 +76,7 @@ notices = Table(
     Column("event_id", Text, ForeignKey("events.event_id"), nullable=False),
     Column("journal_id", BigInteger, ForeignKey("raw_journal.id"), nullable=False),
     Column("notice_type", Text, nullable=False),
-    Column("version", Integer, nullable=False),
+    Column("version", BigInteger, nullable=False),
     Column("issue_time", DateTime(timezone=True), nullable=False),
     Column("trigger_time", DateTime(timezone=True), nullable=False),
     Column("role", String(16), nullable=False),

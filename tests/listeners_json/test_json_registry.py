@@ -108,7 +108,7 @@ def test_messengers_of_the_missions() -> None:
     ("key", "message"),
     [
         ("gcn.heartbeat", r"topic 'gcn.heartbeat': GCN heartbeat, not a notice"),
-        ("gcn.classic.voevent.FERMI_GBM_FIN_POS", r"no JSON parser for topic"),
+        ("gcn.classic.voevent.FERMI_GBM_FIN_POS", r"unrecognised JSON shape"),
     ],
 )
 def test_refused_topics(key: str, message: str) -> None:
