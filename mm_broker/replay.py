@@ -69,8 +69,8 @@ def load_notices(paths: Iterable[str | Path], settings: Settings,
     steps: list[_Step] = []
     rejected: list[NoticeOutcome] = []
     seen: set[bytes] = set()
-    limits = {"max_bytes": int(settings.get("skymaps.max_bytes")),
-              "max_tiles": int(settings.get("skymaps.max_tiles"))}
+    max_bytes = int(settings.get("skymaps.max_bytes"))
+    max_tiles = int(settings.get("skymaps.max_tiles"))
     for i, path in enumerate(notice_files(paths)):
         payload = restore_embedded_skymap(path.read_bytes(), settings.data_dir)
         if payload in seen:
@@ -80,7 +80,8 @@ def load_notices(paths: Iterable[str | Path], settings: Settings,
         try:
             notice = parse(payload)
             region = None if notice.retraction or notice.localisation is None else \
-                skymaps.region_for(notice.localisation, **limits)
+                skymaps.region_for(notice.localisation, max_bytes=max_bytes,
+                                   max_tiles=max_tiles)
         except NoticeError as exc:
             rejected.append(NoticeOutcome(str(path), "rejected", str(exc)))
             continue

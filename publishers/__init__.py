@@ -1,1 +1,26 @@
-"""publishers package of mm_broker."""
+"""publishers: everything mm_broker sends out.
+
+Modules, one concern each:
+
+``schema``
+    Avro schema files (``schemas/*.avsc``), names in the ``schema`` header,
+    encoding, and :func:`~publishers.schema.check_backward_compatible`.
+``records``
+    Validation of outbound records (:class:`~publishers.records.InvalidRecord`).
+``kafka``
+    :class:`~publishers.kafka.CounterpartProducer`: topics, Avro, idempotent producer.
+``consume``
+    What a user runs to read the topics (``mm-broker consume``).
+``voevent``
+    Our VOEvents 2.0 (:class:`~publishers.voevent.VOEventAuthor`).
+``vtp``
+    VTP author client: submit VOEvents to Comet (:class:`~publishers.vtp.VTPClient`).
+``publish``
+    :class:`~publishers.publish.Publisher`, the one entry point of ``run`` and ``replay``.
+``plot``
+    :func:`~publishers.plot.plot_event`: the region and its candidates as a PNG.
+``bench``
+    ``mm-broker bench publish``.
+``config``
+    :class:`~publishers.config.PublishConfig`, the ``[publish]`` settings, typed.
+"""
