@@ -67,6 +67,13 @@ def _lvk_map_notice(data_dir: Path) -> Path:
 
 def bench_notices(settings: Settings, repeat: int = 30) -> dict[str, Any]:
     """Notice received → region stored and active, for a circle and an LVK map notice."""
+    from mm_broker.db.scratch import temporary_database
+
+    with temporary_database(settings, "mm_bench") as scratch:
+        return _bench_notices(scratch, repeat)
+
+
+def _bench_notices(settings: Settings, repeat: int) -> dict[str, Any]:
     from mm_broker.db.migrate import engine_for
     from mm_broker.ingest import Limits, ingest
 
@@ -99,7 +106,57 @@ def bench_notices(settings: Settings, repeat: int = 30) -> dict[str, Any]:
     return out
 
 
+def bench_pipeline(settings: Settings, n_alerts: int = 40_000) -> dict[str, Any]:
+    """Alerts per second through decode + flags + annotation in Spark ``local[*]``.
+
+    The real Avro alerts of the shared data (ZTF and LSST) are cycled to ``n_alerts``
+    payloads in a DataFrame (cached before the clock starts), then the fink_core
+    ``mapInPandas`` enrichment runs over them and its output is counted.
+    """
+    from fink_core.catalogues import load_default_catalogues
+    from fink_core.pipeline import enriched_stream
+    from fink_core.simulator import alert_files
+    from mm_broker import spark as sparkmod
+
+    files = alert_files([settings.data_dir / "alerts/ztf/avro",
+                         settings.data_dir / "alerts/lsst/avro"])
+    pool = [f.read_bytes() for f in files]
+    rows = [(pool[i % len(pool)], "bench", 0, i) for i in range(n_alerts)]
+    spark = sparkmod.session(settings, "mm_broker-bench-pipeline")
+    cores = spark.sparkContext.defaultParallelism
+    df = spark.createDataFrame(rows, "value binary, topic string, partition int, offset long")
+    df = df.repartition(cores).cache()
+    df.count()
+    catalogues = load_default_catalogues(settings.catalogue_dir())
+    t0 = time.perf_counter()
+    n_out = enriched_stream(spark, df, catalogues).count()
+    dt = time.perf_counter() - t0
+    df.unpersist()
+    rate = n_alerts / dt
+    return {"benchmark": "pipeline", **machine(), "spark_master": spark.sparkContext.master,
+            "spark_parallelism": cores, "alerts": n_alerts, "rows_out": int(n_out),
+            "seconds": round(dt, 2), "alerts_per_s": round(rate, 1),
+            "alerts_per_s_per_core": round(rate / cores, 1), "goal_alerts_per_s": 1700,
+            "catalogues": [c.key for c in catalogues]}
+
+
+def bench_join(settings: Settings) -> dict[str, Any]:
+    """Join kernel against 100 active regions vs the bare numpy limit (same run)."""
+    from coincidence.bench import run_join_bench
+
+    return {"benchmark": "join", **machine(), **run_join_bench()}
+
+
+def bench_publish(settings: Settings) -> dict[str, Any]:
+    """Records/s to Kafka and VOEvents/s through Comet."""
+    from publishers.bench import bench_publish as run
+
+    return {"benchmark": "publish", **machine(), **run(settings)}
+
+
 def registry() -> dict[str, Callable[[Settings], dict[str, Any]]]:
     """Benchmark name → function. Names follow ARCHITECTURE.md."""
-    table: dict[str, Callable[[Settings], dict[str, Any]]] = {"notices": bench_notices}
+    table: dict[str, Callable[[Settings], dict[str, Any]]] = {
+        "notices": bench_notices, "pipeline": bench_pipeline, "join": bench_join,
+        "publish": bench_publish}
     return table

@@ -187,6 +187,12 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", required=True, help="output folder")
     r.set_defaults(func=_replay)
 
+    from publishers import consume as pubconsume
+
+    co = sub.add_parser("consume", help="read counterparts as a user would")
+    pubconsume.add_arguments(co)
+    co.set_defaults(func=pubconsume.run_cli)
+
     b = sub.add_parser("bench", help="run one benchmark and print its figures as JSON")
     b.add_argument("name", help="notices, pipeline, join, latency, retro, publish, soak")
     b.add_argument("--json", action="store_true", help="one-line JSON")

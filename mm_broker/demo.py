@@ -76,30 +76,87 @@ def stream_through_spark(settings: Settings, alert_paths: list[Path], run_id: st
     return records, timings
 
 
+NIGHT_NOTICES = ("triggers/voevents/fink-mm_2024-01", "triggers/lvk_notices")
+NIGHT_ALERTS = ("alerts/ztf/parquet/20240115_fink-mm",)
+
+
+def ingest_night(settings: Settings) -> list[dict[str, object]]:
+    """Ingest the night's notices into PostgreSQL (journal, versions, regions)."""
+    from listeners.directory import notice_files
+    from mm_broker.dataset import restore_embedded_skymap
+    from mm_broker.db.migrate import engine_for
+    from mm_broker.ingest import Limits, ingest
+
+    engine = engine_for(settings)
+    limits = Limits.from_settings(settings)
+    files = notice_files([settings.data_dir / p for p in NIGHT_NOTICES])
+    payloads = [(f, restore_embedded_skymap(f.read_bytes(), settings.data_dir)) for f in files]
+    from listeners.parsers import NoticeError, parse
+
+    def issue_key(item: tuple[Path, bytes]) -> tuple[int, str]:
+        try:
+            return (0, parse(item[1]).issue_time.isoformat())
+        except NoticeError:
+            return (1, str(item[0]))
+
+    lines = []
+    try:
+        for f, payload in sorted(payloads, key=issue_key):
+            lines.append(ingest(engine, payload, "dir", str(f), limits=limits).contract(str(f)))
+    finally:
+        engine.dispose()
+    return lines
+
+
 def main(settings: Settings, n_alerts: int = 20) -> int:
     """Run the demo; print what it did. Returns the process exit code."""
+    from collections import Counter
+
     from fink_core.simulator import alert_files
-    from mm_broker import services
+    from mm_broker import replay, services
 
     print("== mm_broker demo ==")
     for item in services.up(settings):
         print(f"  {item.name:<11} {item.address}")
+
+    # 1. The alert stream: real ZTF alerts through Kafka and Spark Structured Streaming.
     folder = settings.data_dir / DEMO_ALERTS
     paths = alert_files([folder])[:n_alerts]
-    if not paths:
-        print(f"no alerts found under {folder}")
-        return 1
     run_id = time.strftime("%Y%m%dT%H%M%S")
-    print(f"\nstreaming {len(paths)} real ZTF alerts from {folder}")
-    print("  Kafka source -> Spark Structured Streaming (fastavro decode) -> Kafka sink")
+    print(f"\n[1] streaming {len(paths)} real ZTF alerts from {folder}")
+    print("    Kafka source -> Spark Structured Streaming (fastavro decode) -> Kafka sink")
     records, timings = stream_through_spark(settings, paths, run_id)
-    print(f"\n{'alert_id':>20} {'object_id':>14} {'ra':>10} {'dec':>10} {'jd':>15} "
-          f"{'mag':>6} band")
-    for rec in sorted(records, key=lambda r: str(r.get("alert_id"))):
-        print(f"{rec.get('alert_id')!s:>20} {rec.get('object_id')!s:>14} "
-              f"{rec.get('ra', float('nan')):10.5f} {rec.get('dec', float('nan')):10.5f} "
-              f"{rec.get('obs_jd', float('nan')):15.6f} {rec.get('mag', float('nan')):6.2f} "
-              f"{rec.get('band')}")
-    print(f"\n{len(paths)} alerts in, {len(records)} records out; "
+    for rec in sorted(records, key=lambda r: str(r.get("alert_id")))[:5]:
+        print(f"    {rec.get('alert_id')!s:>20} {rec.get('object_id')!s:>14} "
+              f"ra={rec.get('ra', float('nan')):9.5f} dec={rec.get('dec', float('nan')):9.5f} "
+              f"mag={rec.get('mag', float('nan')):5.2f} {rec.get('band')}")
+    print(f"    {len(paths)} alerts in, {len(records)} records out; "
           + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-    return 0 if len(records) == len(paths) else 1
+
+    # 2. The notices of 2024-01-12..15 into PostgreSQL as versioned regions.
+    print("\n[2] notices of the night (GBM, Swift, INTEGRAL, LVK) -> regions in PostgreSQL")
+    lines = ingest_night(settings)
+    print(f"    {dict(Counter(str(x['status']) for x in lines))}")
+
+    # 3. The night of 2024-01-15 replayed: alerts against the regions active at their time.
+    out = settings.state_dir / "demo" / "replay-20240115"
+    print(f"\n[3] replay of the night of 2024-01-15 -> {out}")
+    summary = replay.replay(settings, [str(settings.data_dir / p) for p in NIGHT_NOTICES],
+                            [str(settings.data_dir / p) for p in NIGHT_ALERTS], out)
+    print(f"    alerts: {summary['alerts']}")
+    print(f"    notices: {summary['notices']}; counterparts: {summary['counterparts']}")
+    recs = [json.loads(x) for x in (out / "counterparts.jsonl").read_text().splitlines()]
+    print(f"\n    {'event':<22} {'candidates':>10}  best (rank 1: object, credible level, "
+          "p_chance, delta_t)")
+    by_event: dict[str, list[dict[str, object]]] = {}
+    for r in recs:
+        if r["status"] == "candidate":
+            by_event.setdefault(str(r["event_id"]), []).append(r)
+    for event, rows in sorted(by_event.items()):
+        best = min(rows, key=lambda r: (float(str(r["p_chance"])), str(r["alert_id"])))
+        print(f"    {event:<22} {len(rows):>10}  {best['object_id']} "
+              f"CL={float(str(best['credible_level'])):.2f} "
+              f"p={float(str(best['p_chance'])):.3g} "
+              f"dt={float(str(best['delta_t_s'])) / 3600:.1f} h")
+    print(f"\n    written: {out / 'counterparts.jsonl'}, {out / 'summary.json'}")
+    return 0 if len(records) == len(paths) and recs else 1

@@ -287,7 +287,7 @@ def _store(conn: Connection, journal_id: int, notice: Notice, region: Region | N
 
 
 def _copy_ranges(conn: Connection, region_id: int, region: Region) -> None:
-    """Bulk-load the region's ranges and tiles with COPY (tens of thousands of rows)."""
+    """Bulk-load the region's ranges (and a sky map's tiles) with COPY."""
     raw = conn.connection.driver_connection
     assert raw is not None
     cur = raw.cursor()
@@ -296,6 +296,10 @@ def _copy_ranges(conn: Connection, region_id: int, region: Region) -> None:
         buf.write(f"{region_id}\t[{lo},{hi})\n")
     with cur.copy("COPY region_ranges (region_id, rng) FROM STDIN") as copy:
         copy.write(buf.getvalue())
+    if region.kind != "skymap":
+        # Circles, ellipses and boxes: levels and densities follow analytically from the
+        # stored centre and width (regions.sigma_deg); their tiles are not stored.
+        return
     buf = io.StringIO()
     tiles = np.asarray(region.tile_ranges, dtype=np.int64)
     for (lo, hi), lev, dens in zip(tiles, region.tile_credible_level,

@@ -57,22 +57,7 @@ def spark(running: config.Settings) -> Iterator[object]:
 def fresh_db(running: config.Settings) -> Iterator[config.Settings]:
     """A new, empty database at the newest migration in the real local PostgreSQL
     (dropped afterwards), so tests that store events do not see each other's."""
-    import uuid
+    from mm_broker.db.scratch import temporary_database
 
-    from sqlalchemy import create_engine, text
-
-    from mm_broker.db import migrate
-
-    name = f"mm_test_{uuid.uuid4().hex[:12]}"
-    admin_url = running.database_url().rsplit("/", 1)[0] + "/postgres"
-    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    settings = config.load(environ={**os.environ, "MM_POSTGRES__DATABASE": name})
-    migrate.upgrade(settings)
-    try:
+    with temporary_database(running, "mm_test") as settings:
         yield settings
-    finally:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

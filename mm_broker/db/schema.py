@@ -128,5 +128,4 @@ region_tiles = Table(
     Column("credible_level", Float, nullable=False),
     Column("density_deg2", Float, nullable=False),
     Index("ix_region_tiles_region", "region_id"),
-    Index("ix_region_tiles_rng", "rng", postgresql_using="gist"),
 )

@@ -1,0 +1,43 @@
+"""A throwaway database at the newest migration, in the same PostgreSQL server.
+
+Used by benchmarks and tests so that what they store never mixes with the
+broker's own database.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy import create_engine, text
+
+from mm_broker import config
+from mm_broker.db import migrate
+
+
+@contextmanager
+def temporary_database(settings: config.Settings, prefix: str = "mm_tmp",
+                       ) -> Iterator[config.Settings]:
+    """Create a database, migrate it to head, yield settings pointing at it, drop it.
+
+    The name is ``<prefix>_<random>``; only letters, digits and ``_`` are used, so it
+    can be quoted safely in the DDL (identifiers cannot be bound parameters).
+    """
+    if not prefix.replace("_", "").isalnum():
+        raise ValueError(f"bad database prefix {prefix!r}")
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(settings.database_url().rsplit("/", 1)[0] + "/postgres",
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        scratch = config.load(settings.source if settings.source != "defaults" else None,
+                              environ={**os.environ, "MM_POSTGRES__DATABASE": name})
+        migrate.upgrade(scratch)
+        yield scratch
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
