@@ -138,8 +138,10 @@ def _replay(args: argparse.Namespace, settings: configmod.Settings) -> int:
 
     from mm_broker import replay
 
-    summary = replay.replay(settings, args.notices, args.alerts, Path(args.out))
-    print(json.dumps({k: summary[k] for k in ("alerts", "notices", "counterparts")}))
+    summary = replay.replay(settings, args.notices, args.alerts, Path(args.out),
+                            publish=args.publish)
+    print(json.dumps({k: summary[k] for k in ("alerts", "notices", "counterparts",
+                                                "published")}))
     return 0
 
 
@@ -185,6 +187,8 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--notices", nargs="+", required=True, help="notice files or folders")
     r.add_argument("--alerts", nargs="+", required=True, help="alert files or folders")
     r.add_argument("--out", required=True, help="output folder")
+    r.add_argument("--publish", action="store_true",
+                   help="also publish to the Kafka topics and broadcast through Comet")
     r.set_defaults(func=_replay)
 
     from publishers import consume as pubconsume

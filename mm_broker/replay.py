@@ -92,20 +92,26 @@ def load_notices(paths: Iterable[str | Path], settings: Settings,
     return steps, rejected
 
 
-def load_alerts(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Read alert files into the engine's frame, sorted by observation time."""
+def load_alerts(paths: Iterable[str | Path], catalogue_dir: Path | None = None,
+                ) -> tuple[pd.DataFrame, dict[str, int], dict[str, dict[str, Any]]]:
+    """Read alert files into the engine's frame, sorted by observation time.
+
+    Returns the frame, counts, and per alert id the values a follow-up facility
+    needs with a counterpart (photometry, classification, catalogue matches).
+    """
+    from fink_core.annotate import annotate
+    from fink_core.catalogues import load_default_catalogues
     from fink_core.decode import read_alert_files
 
     df = read_alert_files(list(paths))
+    cats = load_default_catalogues(catalogue_dir) if catalogue_dir and catalogue_dir.is_dir() \
+        else []
+    df = annotate(df, cats)
     counts = {"alerts_read": int(len(df))}
     bad = df["bad_coordinates"].to_numpy(dtype=bool) if "bad_coordinates" in df else \
         np.zeros(len(df), dtype=bool)
     counts["alerts_bad_coordinates"] = int(bad.sum())
     df = df.loc[~bad]
-    if "quality_ok" not in df.columns:
-        from fink_core.quality import quality_flags
-
-        df = pd.concat([df, quality_flags(df)], axis=1)
     first = first_detection_jd(df)
     # An alert is itself a detection, so its object's first detection cannot be later
     # than the alert. When the record says otherwise (the peer's doctored rows of
@@ -126,7 +132,25 @@ def load_alerts(paths: Iterable[str | Path]) -> tuple[pd.DataFrame, dict[str, in
     frame = frame.drop_duplicates("alert_id").sort_values(["alert_time", "alert_id"],
                                                          kind="stable")
     counts["alerts_unique"] = int(len(frame))
-    return frame.reset_index(drop=True), counts
+    extras = _alert_extras(df, [c.key for c in cats])
+    return frame.reset_index(drop=True), counts, extras
+
+
+def _alert_extras(df: pd.DataFrame, keys: list[str]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for row in df.itertuples(index=False):
+        matches = {k: str(getattr(row, f"xm_{k}_name")) for k in keys
+                   if isinstance(getattr(row, f"xm_{k}_name", None), str)}
+        mag, err = float(row.mag), float(row.mag_err)
+        out[str(row.alert_id)] = {
+            "mag": mag if np.isfinite(mag) else None,
+            "mag_err": err if np.isfinite(err) else None,
+            "band": row.band if isinstance(row.band, str) else None,
+            "classification": str(row.classification),
+            "classification_rule": str(row.classification_rule),
+            "catalogue_matches": matches or None,
+        }
+    return out
 
 
 def first_detection_jd(df: pd.DataFrame) -> pd.Series:
@@ -162,13 +186,56 @@ def windows_from_settings(settings: Settings) -> dict[Any, Any]:
 
 
 def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
-           out_dir: Path) -> dict[str, Any]:
-    """Run the replay and write its outputs; return the summary."""
+           out_dir: Path, publish: bool = False) -> dict[str, Any]:
+    """Run the replay and write its outputs; return the summary.
+
+    Parameters
+    ----------
+    settings : Settings
+    notice_paths, alert_paths : list of str
+        Files or folders.
+    out_dir : Path
+        Output folder (``counterparts.jsonl``, ``summary.json``, ``voevents/``).
+    publish : bool
+        Also publish to the Kafka topics and broadcast the VOEvents through Comet
+        (the local services must be up). The VOEvent files are always written.
+    """
     from coincidence.engine import CoincidenceEngine, EventMeta
+    from publishers.publish import Publisher
 
     steps, outcomes = load_notices(notice_paths, settings)
-    alerts, alert_counts = load_alerts(alert_paths)
+    alerts, alert_counts, extras = load_alerts(alert_paths, settings.catalogue_dir())
     engine = CoincidenceEngine(windows=windows_from_settings(settings))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    publisher = Publisher.from_settings(settings, kafka=publish, broadcast=publish,
+                                        voevent_dir=out_dir / "voevents")
+    published = Counter[str]()
+    notices_of: dict[str, dict[int, Notice]] = defaultdict(dict)
+    first_notice: dict[str, Notice] = {}
+    provenance = {"mm_broker_version": __version__, "config_hash": settings.hash()}
+
+    def enrich(a: Any) -> dict[str, Any]:
+        rec = a.to_record()
+        rec.update(extras.get(rec["alert_id"], {}))
+        n = notices_of[rec["event_id"]].get(rec["region_version"])
+        t = first_notice.get(rec["event_id"])
+        rec["trigger_ivorn"] = t.ivorn if t else None
+        rec["notice_ivorn"] = n.ivorn if n else None
+        rec["significance"] = _significance(n) if n else None
+        rec.update(provenance)
+        return rec
+
+    def emit(batch: list[Any], at: datetime) -> None:
+        if not batch:
+            return
+        recs = [enrich(a) for a in batch]
+        records.extend(recs)
+        report = publisher.counterparts(recs, authored=at)
+        published["voevents"] += len(report.voevents)
+        published["records_refused"] += len(report.refused_records)
+        if report.kafka is not None:
+            published["kafka_sent"] += report.kafka.sent
+
     records: list[dict[str, Any]] = []
     active: dict[str, tuple[int, datetime]] = {}
     versions: dict[str, int] = defaultdict(int)
@@ -181,17 +248,25 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
         stop = len(alerts) if t is None else int(times.searchsorted(pd.Timestamp(t),
                                                                     side="left"))
         if stop > cursor:
-            records.extend(a.to_record() for a in engine.process_alerts(alerts.iloc[cursor:stop]))
+            chunk = alerts.iloc[cursor:stop]
+            emit(engine.process_alerts(chunk), chunk["alert_time"].iloc[-1].to_pydatetime())
             cursor = stop
 
     for step in steps:
         feed_until(step.time)
         n, out = step.notice, step.outcome
         eid = n.event_id
+        first_notice.setdefault(eid, n)
         if n.retraction:
-            records.extend(a.to_record() for a in engine.retract(eid))
+            withdrawn = engine.retract(eid)
+            emit(withdrawn, n.issue_time)
             retracted.add(eid)
             out.status = "retracted"
+            if eid in active:
+                report = publisher.retraction(_retraction_record(
+                    n, versions[eid], withdrawn, provenance,
+                    first_notice[eid].ivorn), authored=n.issue_time)
+                published["voevents"] += len(report.voevents)
         elif eid in retracted:
             out.status, out.reason = "superseded", "event already retracted"
         elif eid in active and (n.version, n.issue_time) <= active[eid]:
@@ -202,18 +277,43 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
             versions[eid] += 1
             active[eid] = (n.version, n.issue_time)
             out.status, out.region_version = "stored", versions[eid]
-            emitted = engine.add_region(EventMeta.from_notice(n), versions[eid], step.region)
-            records.extend(a.to_record() for a in emitted)
+            notices_of[eid][versions[eid]] = n
+            emit(engine.add_region(EventMeta.from_notice(n), versions[eid], step.region),
+                 n.issue_time)
         outcomes.append(out)
     feed_until(None)
+    publisher.close()
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "counterparts.jsonl", "w") as fh:
         for rec in records:
             fh.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
     summary = _summary(records, outcomes, alert_counts, settings)
+    summary["published"] = dict(published)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _significance(n: Notice) -> dict[str, Any] | None:
+    """The notice's significance figures as an Avro map of scalars."""
+    out: dict[str, Any] = {}
+    for k, v in n.significance.items():
+        if isinstance(v, bool | int | float | str):
+            out[str(k)] = v
+        elif isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items()
+                        if isinstance(vv, bool | int | float | str)})
+    return out or None
+
+
+def _retraction_record(n: Notice, region_version: int, withdrawn: list[Any],
+                       provenance: dict[str, Any], trigger_ivorn: str | None) -> dict[str, Any]:
+    return {"event_id": n.event_id, "messenger": str(n.messenger), "mission": n.mission,
+            "instrument": n.instrument, "role": str(n.role), "notice_version": n.version,
+            "region_version": region_version, "trigger_time": _iso(n.trigger_time),
+            "retracted_at": _iso(n.issue_time),
+            "withdrawn_alert_ids": sorted({a.alert_id for a in withdrawn}),
+            "reason": "retraction notice", "trigger_ivorn": trigger_ivorn,
+            "notice_ivorn": n.ivorn, **provenance}
 
 
 def _summary(records: list[dict[str, Any]], outcomes: list[NoticeOutcome],

@@ -14,6 +14,9 @@ where the model's credible level is at most ``credible_level`` (0.9 by default):
   published extents; the region is made of four quarter-ellipses. The RA offsets
   are RA degrees and are converted to on-sky offsets at the centre's declination.
   (The rectangle bounding the extents would hold about 94 % of that model.)
+  A box whose convention is ``<name>_rectangle_bbox`` (e.g. MAXI error
+  rectangles) is instead the published rectangle itself (see
+  :func:`region_from_box`).
 
 Ellipses and boxes are defined in the Lambert equal-area tangent plane (see
 :mod:`skymaps.raster`); their levels and densities are looked up in tiles.
@@ -47,7 +50,7 @@ from mocpy import MOC
 from scipy.special import ndtri
 
 from listeners.parsers.errors import BadCoordinates
-from mm_broker.models import MAX_ORDER, Box, Circle, Ellipse, Region
+from mm_broker.models import Box, Circle, Ellipse, Region
 from skymaps import fisher
 from skymaps.conventions import (
     MAX_RADIUS_DEG,
@@ -409,7 +412,3 @@ def region_from_box(box: Box, *, credible_level: float = 0.9) -> Region:
         f" with {math.sqrt(containment):.4g} of the probability on each axis inside the "
         f"published rectangle (which holds {_pct(containment)}); region = the rectangle "
         f"scaled to {_pct(credible_level)}"))
-
-
-# Keep MAX_ORDER visible to readers of this module: orders never exceed it.
-assert MIN_ORDER <= MAX_ORDER

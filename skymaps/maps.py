@@ -180,44 +180,50 @@ class _Cells:
 
 
 def _read_cells(raw: bytes, limits: Limits) -> _Cells:
+    """Decode the FITS bytes into cells (everything astropy/ligo.skymap may raise on
+    malformed content becomes :class:`BadSkyMap`)."""
     with warnings.catch_warnings():
         # Truncated or malformed files only warn in astropy: make them errors here.
         warnings.filterwarnings("error", category=VerifyWarning)
         warnings.filterwarnings("error", message="File may have been truncated",
                                 category=AstropyUserWarning)
         try:
-            hdul = fits.open(io.BytesIO(raw), memmap=False)
-            n_cells, is_moc, prob_column = _table_shape(hdul)
-            if n_cells > limits.max_tiles:
-                raise BadSkyMap(f"sky map has {n_cells} cells > limit {limits.max_tiles}")
-            if n_cells == 0:
-                raise BadSkyMap("sky map has no cells")
-            if is_moc:
-                table = read_sky_map(hdul, moc=True)
-                uniq = np.asarray(table["UNIQ"])
-                density = np.asarray(table["PROBDENSITY"], dtype=np.float64)
-                meta = dict(table.meta)
-            else:
-                is_density = prob_column == "PROBDENSITY"
-                if is_density:
-                    next(h for h in hdul if isinstance(h, fits.BinTableHDU)).columns \
-                        .change_name("PROBDENSITY", "PROB")
-                values, meta = read_sky_map(hdul, nest=True)
-                values = np.asarray(values, dtype=np.float64)
+            # memmap=False: the arrays are copies and outlive the closed file.
+            with fits.open(io.BytesIO(raw), memmap=False) as hdul:
+                return _cells_from_hdul(hdul, limits)
         except BadSkyMap:
             raise
         except _READ_ERRORS as exc:
             raise BadSkyMap(f"unreadable FITS sky map: {type(exc).__name__}: {exc}") from exc
 
+
+def _cells_from_hdul(hdul: fits.HDUList, limits: Limits) -> _Cells:
+    n_cells, is_moc, prob_column = _table_shape(hdul)
+    if n_cells > limits.max_tiles:
+        raise BadSkyMap(f"sky map has {n_cells} cells > limit {limits.max_tiles}")
+    if n_cells == 0:
+        raise BadSkyMap("sky map has no cells")
+
     if is_moc:
+        table = read_sky_map(hdul, moc=True)
+        uniq = np.asarray(table["UNIQ"])
+        density = np.asarray(table["PROBDENSITY"], dtype=np.float64)
         try:
             ranges = uniq_to_ranges(uniq)
         except ValueError as exc:
             raise BadSkyMap(f"invalid UNIQ cells: {exc}") from exc
         area_sr = (ranges[:, 1] - ranges[:, 0]).astype(np.float64) * (4.0 * math.pi / NPIX29)
         description = f"multi-order (NUNIQ) sky map, {len(uniq)} cells"
-        return _Cells(density * area_sr, density, meta, description, cell_ranges=ranges)
+        return _Cells(density * area_sr, density, dict(table.meta), description,
+                      cell_ranges=ranges)
 
+    is_density = prob_column == "PROBDENSITY"
+    if is_density:
+        # ligo.skymap reads flat maps from a PROB column only.
+        next(h for h in hdul if isinstance(h, fits.BinTableHDU)).columns.change_name(
+            "PROBDENSITY", "PROB")
+    values, meta = read_sky_map(hdul, nest=True)
+    values = np.asarray(values, dtype=np.float64)
     npix = values.size
     nside = math.isqrt(npix // 12)
     order = nside.bit_length() - 1
@@ -229,9 +235,8 @@ def _read_cells(raw: bytes, limits: Limits) -> _Cells:
     else:
         density, prob = values / pixel_sr, values
     ordering = "NESTED" if meta.get("nest") else "RING"
-    description = (f"flat {ordering} sky map, nside {nside} ({npix} pixels, "
-                   f"{prob_column})")
-    return _Cells(prob, density, meta, description, flat_order=order)
+    description = f"flat {ordering} sky map, nside {nside} ({npix} pixels, {prob_column})"
+    return _Cells(prob, density, dict(meta), description, flat_order=order)
 
 
 def _validate_probabilities(cells: _Cells, limits: Limits) -> float:
