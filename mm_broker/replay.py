@@ -249,7 +249,8 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
                                                                     side="left"))
         if stop > cursor:
             chunk = alerts.iloc[cursor:stop]
-            emit(engine.process_alerts(chunk), chunk["alert_time"].iloc[-1].to_pydatetime())
+            last = chunk["alert_time"].iloc[-1].floor("us")  # datetimes hold microseconds
+            emit(engine.process_alerts(chunk), last.to_pydatetime())
             cursor = stop
 
     for step in steps:

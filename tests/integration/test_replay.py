@@ -94,3 +94,28 @@ def test_replay_is_deterministic(night: tuple[Path, dict], data_dir: Path,
     assert (tmp_path / "counterparts.jsonl").read_bytes() == \
         (out / "counterparts.jsonl").read_bytes()
     assert (tmp_path / "summary.json").read_bytes() == (out / "summary.json").read_bytes()
+
+
+def test_voevents_written_valid_and_cite_the_trigger(night: tuple[Path, dict]) -> None:
+    import collections
+    import collections.abc
+
+    collections.Iterable = collections.abc.Iterable  # type: ignore[attr-defined]
+    import voeventparse
+
+    out, summary = night
+    files = sorted((out / "voevents").glob("*.xml"))
+    events_with_candidates = {r["event_id"] for r in _records(out)}
+    assert files and len(files) >= len(events_with_candidates)
+    ivorns = {r["event_id"]: r["trigger_ivorn"] for r in _records(out)}
+    cited = set()
+    for f in files:
+        v = voeventparse.load(f.open("rb"))
+        assert voeventparse.valid_as_v2_0(v), f
+        assert v.attrib["role"] == "observation"
+        cites = [c.text for c in v.Citations.iterchildren()] if hasattr(v, "Citations") else []
+        cited.update(cites)
+    # GCN VOEvent triggers have IVORNs and are cited; igwn.gwalert JSON has none.
+    with_ivorn = {e: i for e, i in ivorns.items() if not e.startswith("LVK:")}
+    assert with_ivorn and all(i and i.startswith("ivo://") for i in with_ivorn.values())
+    assert set(with_ivorn.values()) <= cited
