@@ -394,9 +394,12 @@ class CoincidenceEngine:
 
     def _retro_match(self, version: _Version) -> list[Association]:
         past = self._store.query(version.opens_ns, version.closes_ns, version.region.ranges)
-        if len(past) == 0 or self._now_ns is None:
+        if len(past) == 0:
             return []
-        return self._associate(version, past, self._rate.estimate(self._now_ns))
+        # A fresh engine over an archive-backed store (after a restart) has seen no alert
+        # yet: its clock is then the newest archived alert it is given.
+        now = self._now_ns if self._now_ns is not None else int(past.time_ns.max())
+        return self._associate(version, past, self._rate.estimate(now))
 
     def _withdraw(self, assoc: Association) -> Association | None:
         ident = (*assoc.key, Status.WITHDRAWN)
