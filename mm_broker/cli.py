@@ -145,6 +145,14 @@ def _replay(args: argparse.Namespace, settings: configmod.Settings) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from mm_broker import run
+
+    counts = run.run(settings, once=args.once)
+    print(json.dumps(counts))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``mm-broker``."""
     p = argparse.ArgumentParser(prog="mm-broker", description=__doc__.split("\n")[0])
@@ -196,6 +204,11 @@ def parser() -> argparse.ArgumentParser:
     co = sub.add_parser("consume", help="read counterparts as a user would")
     pubconsume.add_arguments(co)
     co.set_defaults(func=pubconsume.run_cli)
+
+    rn = sub.add_parser("run", help="the streaming service: alerts in, counterparts out")
+    rn.add_argument("--once", action="store_true",
+                    help="process what the alert topics hold now, then stop")
+    rn.set_defaults(func=_run)
 
     b = sub.add_parser("bench", help="run one benchmark and print its figures as JSON")
     b.add_argument("name", help="notices, pipeline, join, latency, retro, publish, soak")

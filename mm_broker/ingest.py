@@ -296,9 +296,9 @@ def _copy_ranges(conn: Connection, region_id: int, region: Region) -> None:
         buf.write(f"{region_id}\t[{lo},{hi})\n")
     with cur.copy("COPY region_ranges (region_id, rng) FROM STDIN") as copy:
         copy.write(buf.getvalue())
-    if region.kind != "skymap":
-        # Circles, ellipses and boxes: levels and densities follow analytically from the
-        # stored centre and width (regions.sigma_deg); their tiles are not stored.
+    if region.kind == "circle":
+        # Circles: levels and densities follow analytically from the stored centre and
+        # width (regions.sigma_deg); their tiles are not stored.
         return
     buf = io.StringIO()
     tiles = np.asarray(region.tile_ranges, dtype=np.int64)

@@ -107,9 +107,20 @@ def load_alerts(paths: Iterable[str | Path], catalogue_dir: Path | None = None,
     cats = load_default_catalogues(catalogue_dir) if catalogue_dir and catalogue_dir.is_dir() \
         else []
     df = annotate(df, cats)
+    frame, counts = engine_frame(df)
+    extras = alert_extras(df, [c.key for c in cats])
+    return frame, counts, extras
+
+
+def engine_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Annotated alerts (fink_core model) → the coincidence engine's input frame.
+
+    Rows with bad coordinates are counted and left out (no position, no match); the
+    rest is sorted by alert time, one row per alert id.
+    """
     counts = {"alerts_read": int(len(df))}
-    bad = df["bad_coordinates"].to_numpy(dtype=bool) if "bad_coordinates" in df else \
-        np.zeros(len(df), dtype=bool)
+    bad = df["bad_coordinates"].fillna(True).to_numpy(dtype=bool) \
+        if "bad_coordinates" in df else np.zeros(len(df), dtype=bool)
     counts["alerts_bad_coordinates"] = int(bad.sum())
     df = df.loc[~bad]
     first = first_detection_jd(df)
@@ -132,11 +143,11 @@ def load_alerts(paths: Iterable[str | Path], catalogue_dir: Path | None = None,
     frame = frame.drop_duplicates("alert_id").sort_values(["alert_time", "alert_id"],
                                                          kind="stable")
     counts["alerts_unique"] = int(len(frame))
-    extras = _alert_extras(df, [c.key for c in cats])
-    return frame.reset_index(drop=True), counts, extras
+    return frame.reset_index(drop=True), counts
 
 
-def _alert_extras(df: pd.DataFrame, keys: list[str]) -> dict[str, dict[str, Any]]:
+def alert_extras(df: pd.DataFrame, keys: list[str]) -> dict[str, dict[str, Any]]:
+    """Per alert id: photometry, classification and catalogue matches (for records)."""
     out: dict[str, dict[str, Any]] = {}
     for row in df.itertuples(index=False):
         matches = {k: str(getattr(row, f"xm_{k}_name")) for k in keys

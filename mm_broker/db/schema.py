@@ -12,6 +12,7 @@ The tables are created and changed only by the Alembic migrations in
 * ``region_ranges`` — the region's 90 % area as order-29 nested HEALPix ranges,
   one ``int8range`` per row with a GiST index (the healpix-alchemy model).
 * ``region_tiles`` — tiles with their credible level and probability density.
+* ``associations`` — what the streaming service published, keyed so nothing doubles.
 """
 
 from __future__ import annotations
@@ -128,4 +129,18 @@ region_tiles = Table(
     Column("credible_level", Float, nullable=False),
     Column("density_deg2", Float, nullable=False),
     Index("ix_region_tiles_region", "region_id"),
+)
+
+associations = Table(
+    "associations", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", Text, nullable=False),
+    Column("region_version", Integer, nullable=False),
+    Column("alert_id", Text, nullable=False),
+    Column("status", String(16), nullable=False, comment="candidate | withdrawn"),
+    Column("record", JSONB, nullable=False, comment="the published counterpart record"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("event_id", "region_version", "alert_id", "status",
+                     name="uq_associations_key"),
+    Index("ix_associations_event", "event_id", "region_version"),
 )
