@@ -153,6 +153,20 @@ def _run(args: argparse.Namespace, settings: configmod.Settings) -> int:
     return 0
 
 
+def _plot(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from pathlib import Path
+
+    from mm_broker import plotcmd
+
+    try:
+        n = plotcmd.plot(settings, args.event_id, Path(args.out))
+    except plotcmd.PlotError as exc:
+        print(f"mm-broker plot: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"event_id": args.event_id, "out": args.out, "candidates": n}))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """Build the argument parser of ``mm-broker``."""
     p = argparse.ArgumentParser(prog="mm-broker", description=__doc__.split("\n")[0])
@@ -204,6 +218,11 @@ def parser() -> argparse.ArgumentParser:
     co = sub.add_parser("consume", help="read counterparts as a user would")
     pubconsume.add_arguments(co)
     co.set_defaults(func=pubconsume.run_cli)
+
+    pl = sub.add_parser("plot", help="draw an event's region and candidates")
+    pl.add_argument("event_id")
+    pl.add_argument("--out", required=True, help="PNG file")
+    pl.set_defaults(func=_plot)
 
     rn = sub.add_parser("run", help="the streaming service: alerts in, counterparts out")
     rn.add_argument("--once", action="store_true",

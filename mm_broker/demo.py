@@ -142,7 +142,8 @@ def main(settings: Settings, n_alerts: int = 20) -> int:
     out = settings.state_dir / "demo" / "replay-20240115"
     print(f"\n[3] replay of the night of 2024-01-15 -> {out}")
     summary = replay.replay(settings, [str(settings.data_dir / p) for p in NIGHT_NOTICES],
-                            [str(settings.data_dir / p) for p in NIGHT_ALERTS], out)
+                            [str(settings.data_dir / p) for p in NIGHT_ALERTS], out,
+                            publish=True, plot=True)
     print(f"    alerts: {summary['alerts']}")
     print(f"    notices: {summary['notices']}; counterparts: {summary['counterparts']}")
     recs = [json.loads(x) for x in (out / "counterparts.jsonl").read_text().splitlines()]
@@ -158,5 +159,11 @@ def main(settings: Settings, n_alerts: int = 20) -> int:
               f"CL={float(str(best['credible_level'])):.2f} "
               f"p={float(str(best['p_chance'])):.3g} "
               f"dt={float(str(best['delta_t_s'])) / 3600:.1f} h")
-    print(f"\n    written: {out / 'counterparts.jsonl'}, {out / 'summary.json'}")
+    print(f"\n    published: {summary['published']} (topics {settings.get('publish.topic_prefix')}"
+          ".counterparts.*, VOEvents through Comet)")
+    print(f"    written: {out / 'counterparts.jsonl'}, {out / 'summary.json'}, "
+          f"{out / 'voevents'}/ ({len(list((out / 'voevents').glob('*.xml')))} VOEvents), "
+          f"{out / 'plots'}/ ({summary.get('plots', 0)} plots)")
+    print("    read them as a user would: .venv/bin/mm-broker consume --topic "
+          "mm.counterparts.grb --table")
     return 0 if len(records) == len(paths) and recs else 1

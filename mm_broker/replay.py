@@ -197,7 +197,7 @@ def windows_from_settings(settings: Settings) -> dict[Any, Any]:
 
 
 def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
-           out_dir: Path, publish: bool = False) -> dict[str, Any]:
+           out_dir: Path, publish: bool = False, plot: bool = False) -> dict[str, Any]:
     """Run the replay and write its outputs; return the summary.
 
     Parameters
@@ -210,6 +210,8 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
     publish : bool
         Also publish to the Kafka topics and broadcast the VOEvents through Comet
         (the local services must be up). The VOEvent files are always written.
+    plot : bool
+        Draw each event's last region with its candidates to ``DIR/plots/``.
     """
     from coincidence.engine import CoincidenceEngine, EventMeta
     from publishers.publish import Publisher
@@ -218,8 +220,17 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
     alerts, alert_counts, extras = load_alerts(alert_paths, settings.catalogue_dir())
     engine = CoincidenceEngine(windows=windows_from_settings(settings))
     out_dir.mkdir(parents=True, exist_ok=True)
-    publisher = Publisher.from_settings(settings, kafka=publish, broadcast=publish,
+    # VOEvent files: every VOEvent of this replay (deterministic). The network (Kafka,
+    # Comet) only gets what the store has not published before: records are keyed in
+    # the associations table, so replaying a night twice doubles nothing on the topics.
+    publisher = Publisher.from_settings(settings, kafka=False, broadcast=False,
                                         voevent_dir=out_dir / "voevents")
+    network = Publisher.from_settings(settings) if publish else None
+    db = None
+    if publish:
+        from mm_broker.db.migrate import engine_for
+
+        db = engine_for(settings)
     published = Counter[str]()
     notices_of: dict[str, dict[int, Notice]] = defaultdict(dict)
     first_notice: dict[str, Notice] = {}
@@ -244,10 +255,18 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
         report = publisher.counterparts(recs, authored=at)
         published["voevents"] += len(report.voevents)
         published["records_refused"] += len(report.refused_records)
-        if report.kafka is not None:
-            published["kafka_sent"] += report.kafka.sent
+        if network is not None and db is not None:
+            from mm_broker.run import persist_and_publish
+
+            def send(fresh: list[dict[str, Any]]) -> None:
+                net = network.counterparts(fresh, authored=at)
+                published["kafka_sent"] += net.kafka.sent if net.kafka else 0
+                published["voevents_broadcast"] += len(net.voevents)
+
+            published["new_records"] += persist_and_publish(db, recs, send)
 
     records: list[dict[str, Any]] = []
+    last_region: dict[str, tuple[int, Region, Notice]] = {}
     active: dict[str, tuple[int, datetime]] = {}
     versions: dict[str, int] = defaultdict(int)
     retracted: set[str] = set()
@@ -290,19 +309,46 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
             active[eid] = (n.version, n.issue_time)
             out.status, out.region_version = "stored", versions[eid]
             notices_of[eid][versions[eid]] = n
+            last_region[eid] = (versions[eid], step.region, n)
             emit(engine.add_region(EventMeta.from_notice(n), versions[eid], step.region),
                  n.issue_time)
         outcomes.append(out)
     feed_until(None)
     publisher.close()
+    if network is not None:
+        network.close()
+    if db is not None:
+        db.dispose()
 
     with open(out_dir / "counterparts.jsonl", "w") as fh:
         for rec in records:
             fh.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
     summary = _summary(records, outcomes, alert_counts, settings)
     summary["published"] = dict(published)
+    if plot:
+        summary["plots"] = _plots(out_dir / "plots", records, last_region, retracted)
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     return summary
+
+
+def _plots(folder: Path, records: list[dict[str, Any]],
+           last_region: dict[str, tuple[int, Region, Notice]], retracted: set[str]) -> int:
+    """One PNG per event that has candidates in its last region version."""
+    from mm_broker.models import SkyMap
+    from publishers.plot import plot_event, region_info
+
+    folder.mkdir(parents=True, exist_ok=True)
+    done = 0
+    for eid, (version, region, notice) in sorted(last_region.items()):
+        cands = [r for r in records if r["event_id"] == eid and r["region_version"] == version
+                 and r["status"] == "candidate"]
+        if not cands or eid in retracted:
+            continue
+        fits = notice.localisation.data if isinstance(notice.localisation, SkyMap) else None
+        name = eid.replace(":", "_").replace("/", "_")
+        plot_event(region_info(region, fits), cands, folder / f"{name}_r{version}.png")
+        done += 1
+    return done
 
 
 def _significance(n: Notice) -> dict[str, Any] | None:
