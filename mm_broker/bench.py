@@ -12,7 +12,7 @@ import os
 import statistics
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -228,9 +228,124 @@ def bench_retro(settings: Settings, n_alerts: int = 10_000_000) -> dict[str, Any
             "archive_generation_s": round(t_gen, 1)}
 
 
+LATENCY_ALERT = "alerts/ztf/avro/20181129_fink-alert-simulator/697251920115015007.avro"
+
+
+def _alert_copies(template: Path, n: int, base: int) -> list[tuple[bytes, bytes]]:
+    """``n`` copies of a real ZTF alert with new candids (Avro container bytes)."""
+    import io
+
+    import fastavro
+
+    reader = fastavro.reader(io.BytesIO(template.read_bytes()))
+    schema = reader.writer_schema
+    rec: Any = next(reader)
+    parsed = fastavro.parse_schema(schema)
+    out = []
+    for i in range(n):
+        rec["candid"] = base + i
+        rec["candidate"]["candid"] = base + i
+        buf = io.BytesIO()
+        fastavro.writer(buf, parsed, [rec], codec="null")
+        out.append((str(base + i).encode(), buf.getvalue()))
+    return out
+
+
+def bench_latency(settings: Settings, rate: float = 1000.0, seconds: float = 30.0,
+                  ) -> dict[str, Any]:
+    """Alert written to the input topic → its counterpart on the output topic, at
+    ``rate`` alerts/s, through ``mm-broker run`` (a subprocess) on the local services."""
+    import json as _json
+    import signal
+    import subprocess
+    import sys
+    import uuid
+
+    from confluent_kafka import Consumer, Producer
+
+    from fink_core.decode import read_alert_files
+    from mm_broker.db.migrate import engine_for
+    from mm_broker.db.scratch import temporary_database
+    from mm_broker.ingest import Limits, ingest
+
+    tag = uuid.uuid4().hex[:8]
+    template = settings.data_dir / LATENCY_ALERT
+    alert = read_alert_files([template]).iloc[0]
+    t0_jd = float(alert["ztf_jdstarthist"]) - 60 / 86400
+    t0 = datetime(2000, 1, 1, 12, tzinfo=UTC) + timedelta(days=t0_jd - 2451545.0)
+    notice = {"$schema": "https://gcn.nasa.gov/schema/main/gcn/notices/einstein_probe/wxt/"
+                         "alert.schema.json", "instrument": "WXT",
+              "trigger_time": t0.isoformat().replace("+00:00", "Z"), "id": [f"8{tag}"],
+              "ra": float(alert["ra"]), "dec": float(alert["dec"]), "ra_dec_error": 1.0}
+    n = int(rate * seconds)
+    payloads = _alert_copies(template, n, 10**17 + int(uuid.uuid4().int % 10**12) * 1000)
+    bootstrap = str(settings.get("kafka.bootstrap"))
+    topic_in, prefix = f"bench.latency.{tag}", f"bench{tag}"
+    with temporary_database(settings, "mm_bench") as scratch:
+        db = engine_for(scratch)
+        ingest(db, _json.dumps(notice).encode(), "bench", None, limits=Limits.from_settings(
+            scratch))
+        db.dispose()
+        env = {**os.environ, "MM_POSTGRES__DATABASE": str(scratch.get("postgres.database")),
+               "MM_ALERTS__TOPICS": f'["{topic_in}"]', "MM_PUBLISH__TOPIC_PREFIX": prefix,
+               "MM_ALERTS__TRIGGER": "500 milliseconds",
+               "MM_ALERTS__ARCHIVE_URI": (settings.state_dir / "bench" / tag / "a").as_uri(),
+               "MM_ALERTS__CHECKPOINT_URI": (settings.state_dir / "bench" / tag / "c").as_uri()}
+        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
+        producer.produce(topic_in, b"warm-up")  # creates the topic before the service
+        producer.flush(30)
+        log_path = settings.state_dir / "logs" / f"bench-latency-{tag}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_file = open(log_path, "wb")  # noqa: SIM115 - closed after the process ends
+        proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "run"], env=env,
+                                stdout=log_file, stderr=subprocess.STDOUT)
+        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{tag}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer.subscribe([f"{prefix}.counterparts.x"])
+        try:
+            time.sleep(25)  # Spark session and the three queries start
+            sent_at: dict[str, float] = {}
+            start = time.time()
+            for i, (key, value) in enumerate(payloads):
+                due = start + i / rate
+                while time.time() < due:
+                    producer.poll(0)
+                    time.sleep(min(0.001, max(0.0, due - time.time())))
+                producer.produce(topic_in, value=value, key=key)
+                sent_at[key.decode()] = time.time()
+                producer.poll(0)
+            producer.flush(30)
+            latencies: list[float] = []
+            deadline = time.time() + 60
+            while len(latencies) < n and time.time() < deadline:
+                msg = consumer.poll(1.0)
+                if msg is None or msg.error():
+                    continue
+                out_key = (msg.key() or b"").decode()
+                alert_id = out_key.rsplit("|", 1)[-1]
+                if alert_id in sent_at:
+                    latencies.append(msg.timestamp()[1] / 1e3 - sent_at[alert_id])
+        finally:
+            consumer.close()
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            log_file.close()
+    if not latencies:
+        raise RuntimeError(f"no counterpart arrived on the output topic; see {log_path}")
+    stats = _percentiles(latencies)
+    return {"benchmark": "latency", **machine(), "rate_per_s": rate, "alerts": n,
+            "counterparts_received": len(latencies),
+            "median_s": round(stats["median_ms"] / 1e3, 3),
+            "p95_s": round(stats["p95_ms"] / 1e3, 3), "goal_p95_s": 5.0,
+            "trigger": "500 milliseconds"}
+
+
 def registry() -> dict[str, Callable[[Settings], dict[str, Any]]]:
     """Benchmark name → function. Names follow ARCHITECTURE.md."""
     table: dict[str, Callable[[Settings], dict[str, Any]]] = {
         "notices": bench_notices, "pipeline": bench_pipeline, "join": bench_join,
-        "publish": bench_publish, "retro": bench_retro}
+        "publish": bench_publish, "retro": bench_retro, "latency": bench_latency}
     return table

@@ -153,18 +153,24 @@ def persist_and_publish(db: Engine, records: list[dict[str, Any]],
     if not records:
         return 0
     now = datetime.now(UTC)
+    by_key = {(r["event_id"], int(r["region_version"]), str(r["alert_id"]), r["status"]): r
+              for r in records}
     with db.begin() as conn:
-        fresh = []
-        for rec in records:
-            inserted = conn.execute(
-                pg_insert(associations).values(
-                    event_id=rec["event_id"], region_version=rec["region_version"],
-                    alert_id=rec["alert_id"], status=rec["status"],
-                    record=json.loads(json.dumps(rec, default=str)), created_at=now)
+        inserted: set[tuple[str, int, str, str]] = set()
+        keys = list(by_key)
+        for start in range(0, len(keys), 1000):  # one statement per thousand records
+            chunk = keys[start:start + 1000]
+            rows = conn.execute(
+                pg_insert(associations).values([
+                    {"event_id": k[0], "region_version": k[1], "alert_id": k[2],
+                     "status": k[3], "created_at": now,
+                     "record": json.loads(json.dumps(by_key[k], default=str))}
+                    for k in chunk])
                 .on_conflict_do_nothing(constraint="uq_associations_key")
-                .returning(associations.c.id)).scalar_one_or_none()
-            if inserted is not None:
-                fresh.append(rec)
+                .returning(associations.c.event_id, associations.c.region_version,
+                           associations.c.alert_id, associations.c.status)).all()
+            inserted.update((r[0], int(r[1]), r[2], r[3]) for r in rows)
+        fresh = [by_key[k] for k in keys if k in inserted]
         if fresh:
             publish(fresh)
     return len(fresh)
