@@ -122,12 +122,15 @@ def bench_pipeline(settings: Settings, n_alerts: int = 40_000) -> dict[str, Any]
 
     files = alert_files([settings.data_dir / "alerts/ztf/avro",
                          settings.data_dir / "alerts/lsst/avro"])
-    pool = [f.read_bytes() for f in files]
-    rows = [(pool[i % len(pool)], "bench", 0, i) for i in range(n_alerts)]
+    pool = [(f.read_bytes(), "bench", 0, i) for i, f in enumerate(files)]
+    copies = max(1, n_alerts // len(pool))
+    n_alerts = copies * len(pool)
     spark = sparkmod.session(settings, "mm_broker-bench-pipeline")
     cores = spark.sparkContext.defaultParallelism
-    df = spark.createDataFrame(rows, "value binary, topic string, partition int, offset long")
-    df = df.repartition(cores).cache()
+    # The real payloads go to the JVM once and are replicated there (not through Python).
+    base = spark.createDataFrame(pool, "value binary, topic string, partition int, offset long")
+    df = base.crossJoin(spark.range(copies).withColumnRenamed("id", "copy")) \
+        .drop("copy").repartition(cores).cache()
     df.count()
     catalogues = load_default_catalogues(settings.catalogue_dir())
     t0 = time.perf_counter()
