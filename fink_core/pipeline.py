@@ -181,15 +181,43 @@ def raw_stream(kafka_df: DataFrame) -> DataFrame:
                            F.date_format(F.col("timestamp"), "yyyyMMdd").alias("night"))
 
 
+def write_enriched_batch(frame: pd.DataFrame, archive_uri: str, batch_id: int,
+                         keys: Sequence[str]) -> int:
+    """Append one micro-batch of enriched alerts to ``<archive>/enriched``, idempotently.
+
+    File names are derived from the batch id (``batch-<id>-<n>.parquet``): when Spark
+    replays a micro-batch after a crash, the same files are written again and replace
+    the first attempt, so every alert is in the archive once.
+    """
+    from urllib.parse import urlparse
+
+    import pyarrow.dataset as ds
+
+    if len(frame) == 0:
+        return 0
+    parsed = urlparse(archive_uri)
+    base = parsed.path if parsed.scheme == "file" else archive_uri
+    table = pa.Table.from_pandas(frame, schema=enriched_arrow_schema(keys),
+                                 preserve_index=False)
+    ds.write_dataset(table, f"{base}/enriched", format="parquet",
+                     partitioning=["night", "hpx1"], partitioning_flavor="hive",
+                     basename_template=f"batch-{batch_id}-{{i}}.parquet",
+                     existing_data_behavior="overwrite_or_ignore")
+    return len(frame)
+
+
 def start_archive(spark: SparkSession, kafka_df: DataFrame, catalogues: Sequence[Catalogue],
                   archive_uri: str, checkpoint_uri: str, trigger: dict[str, Any] | None = None,
-                  ) -> list[StreamingQuery]:
-    """Start the raw and enriched archive queries (Parquet file sinks, checkpointed)."""
+                  enriched: bool = True) -> list[StreamingQuery]:
+    """Start the raw and (unless ``enriched`` is false) enriched archive queries
+    (Parquet file sinks, checkpointed)."""
     trig = trigger or {"processingTime": "2 seconds"}
     raw_q = (raw_stream(kafka_df).writeStream.format("parquet")
              .option("path", f"{archive_uri}/raw")
              .option("checkpointLocation", f"{checkpoint_uri}/raw")
              .partitionBy("night").trigger(**trig).queryName("archive_raw").start())
+    if not enriched:
+        return [raw_q]
     enr_q = (enriched_stream(spark, kafka_df, catalogues).writeStream.format("parquet")
              .option("path", f"{archive_uri}/enriched")
              .option("checkpointLocation", f"{checkpoint_uri}/enriched")

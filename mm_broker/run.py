@@ -1,11 +1,15 @@
 """``mm-broker run``: the streaming service. Alerts from Kafka, regions from the store,
 counterparts to the topics (and VOEvents through Comet).
 
-Three Spark Structured Streaming queries read the alert topics:
+Two Spark Structured Streaming queries read the alert topics:
 
-* ``archive_raw`` and ``archive_enriched`` (:mod:`fink_core.pipeline`): the Parquet
-  archive, exactly once through the file sink's checkpoint;
-* ``coincidence``: the same enrichment, then ``foreachBatch`` on the driver:
+* ``archive_raw`` (:mod:`fink_core.pipeline`): the bytes as received, exactly once
+  through the Parquet file sink's checkpoint;
+* ``coincidence``: the fink_core enrichment, then ``foreachBatch`` on the driver:
+
+  0. the enriched micro-batch is appended to the archive with file names derived
+     from the batch id (:func:`fink_core.pipeline.write_enriched_batch`): a replayed
+     batch rewrites the same files, so each alert is archived once;
 
   1. :class:`RegionSync` compares a cheap signature of the ``regions``/``events``
      tables with the last one seen and, only when a region was added, superseded or
@@ -183,7 +187,7 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     from coincidence.archive_store import ArchiveAlertStore
     from coincidence.engine import CoincidenceEngine
     from fink_core.catalogues import load_default_catalogues
-    from fink_core.pipeline import enriched_stream, start_archive
+    from fink_core.pipeline import enriched_stream, start_archive, write_enriched_batch
     from fink_core.stream import read_kafka
     from mm_broker import spark as sparkmod
     from mm_broker.db.migrate import engine_for
@@ -198,8 +202,12 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     trigger = {"availableNow": True} if once else \
         {"processingTime": str(settings.get("alerts.trigger"))}
     checkpoints = f"{settings.checkpoint_uri()}/{name}"
+    # The raw archive is its own query (no decoding); the enriched archive is written by
+    # the coincidence query itself (write_enriched_batch), so each alert is decoded once.
     queries = start_archive(spark, read_kafka(spark, bootstrap, topics, max_offsets=max_offsets),
-                            catalogues, settings.archive_uri(), checkpoints, trigger)
+                            catalogues, settings.archive_uri(), checkpoints, trigger,
+                            enriched=False)
+    keys = [c.key for c in catalogues]
 
     db = engine_for(settings)
     coinc = CoincidenceEngine(store=ArchiveAlertStore(settings.archive_uri()),
@@ -230,7 +238,9 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
             return emit(sync.sync(), {})
 
     def on_batch(df: Any, batch_id: int) -> None:
-        pdf = df.select(*ALERT_COLUMNS).toPandas()
+        full = df.toPandas()
+        write_enriched_batch(full, settings.archive_uri(), batch_id, keys)
+        pdf = full[ALERT_COLUMNS]
         with lock:
             emitted = sync.sync()
             extras: dict[str, dict[str, Any]] = {}
