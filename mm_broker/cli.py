@@ -109,7 +109,11 @@ def _bench(args: argparse.Namespace, settings: configmod.Settings) -> int:
         print(f"unknown benchmark {args.name!r}; known: {', '.join(sorted(table))}",
               file=sys.stderr)
         return 2
-    figures = table[args.name](settings)
+    params: dict[str, float] = {}
+    for item in args.param or []:
+        key, _, value = item.partition("=")
+        params[key.replace("-", "_")] = float(value) if "." in value else int(value)
+    figures = table[args.name](settings, **params)
     print(json.dumps(figures, indent=None if args.json else 2))
     return 0
 
@@ -232,6 +236,8 @@ def parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="run one benchmark and print its figures as JSON")
     b.add_argument("name", help="notices, pipeline, join, latency, retro, publish, soak")
     b.add_argument("--json", action="store_true", help="one-line JSON")
+    b.add_argument("--param", action="append",
+                   help="benchmark parameter KEY=VALUE, e.g. rate=200 (repeatable)")
     b.set_defaults(func=_bench)
 
     d = sub.add_parser("demo", help="run the demo on the bundled real data")
