@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from listeners.daemon import Stopper, log_result, with_backoff
 from listeners.parsers import NoticeError, parse
-from mm_broker.ingest import IngestResult, Limits, journal, process
+from mm_broker.ingest import IngestResult, Limits, journal, process, recover_pending
 
 log = logging.getLogger("mm_broker.listen")
 
@@ -72,6 +72,8 @@ def watch(engine: Engine, folder: Path, limits: Limits, stopper: Stopper,
     """Ingest files appearing in ``folder`` until stopped; return how many were ingested."""
     seen: dict[Path, float] = {}
     count = 0
+    for pending in recover_pending(engine, limits):
+        log_result("dir", "recovered", pending)
     while not stopper.stopping:
         fresh = [f for f in notice_files([folder])
                  if seen.get(f) != f.stat().st_mtime]

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from listeners.daemon import Stopper, log_result, with_backoff
 from mm_broker.config import Settings, secret
-from mm_broker.ingest import IngestResult, Limits, ingest
+from mm_broker.ingest import IngestResult, Limits, ingest, recover_pending
 
 log = logging.getLogger("mm_broker.listen")
 
@@ -56,6 +56,8 @@ def run(settings: Settings, engine: Engine, stopper: Stopper, topics: list[str] 
     topics = topics or list(settings.get("gcn.topics"))
     backoff = (float(settings.get("listen.backoff_initial_s")),
                float(settings.get("listen.backoff_max_s")))
+    for pending in recover_pending(engine, limits):
+        log_result("gcn", "recovered", pending)
     consumer = consumer or make_consumer(settings)
     consumer.subscribe(topics)
     log.info("gcn listener: %d topics", len(topics))

@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from listeners.parsers import NoticeError, parse
@@ -199,10 +199,29 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
         except NoticeError as exc:
             return _reject(engine, journal_id, exc, notice)
     with engine.begin() as conn:
+        # The payload is already durable in the journal (its own synchronous commit);
+        # this transaction need not wait for its WAL flush: after a crash a row left
+        # 'received' is processed again by recover_pending().
+        conn.execute(text("SET LOCAL synchronous_commit = off"))
         result = _store(conn, journal_id, notice, region, limits)
         conn.execute(update(raw_journal).where(raw_journal.c.id == journal_id)
                      .values(status=result.status, reason=result.reason))
     return result
+
+
+def recover_pending(engine: Engine, limits: Limits | None = None) -> list[IngestResult]:
+    """Process journal rows left ``received`` (a crash between journal and store).
+
+    Listeners call it when they start, so a payload acknowledged to its transport
+    before a crash is never lost.
+    """
+    with engine.connect() as conn:
+        rows = conn.execute(select(raw_journal.c.id, raw_journal.c.payload, raw_journal.c.topic,
+                                   raw_journal.c.source)
+                            .where(raw_journal.c.status == "received")
+                            .order_by(raw_journal.c.id)).all()
+    return [process(engine, r.id, r.payload, r.topic if r.source == "gcn" else None,
+                    limits or Limits()) for r in rows]
 
 
 def _store(conn: Connection, journal_id: int, notice: Notice, region: Region | None,
