@@ -177,3 +177,24 @@ def test_notices_ingest_cli_contract(fresh_db, data_dir: Path) -> None:
     bat = [x for x in lines if x["path"].endswith("BAT_GRB_Pos_655721-214.xml")]
     assert bat and bat[0]["status"] == "stored" and bat[0]["messenger"] == "GRB"
     assert bat[0]["region"]["kind"] == "circle"
+
+
+def test_payload_journaled_before_a_crash_is_recovered(engine, fresh_db, data_dir: Path) -> None:
+    """A payload journaled (and so acknowledged) but not processed before a crash is
+    processed when a listener starts again."""
+    from datetime import UTC, datetime
+
+    from mm_broker.ingest import journal, recover_pending
+
+    path = _gbm_sequence(data_dir, GBM_TRIGGER)[-1]
+    with engine.begin() as conn:
+        jid, first, status = journal(conn, path.read_bytes(), "gcn",
+                                     "gcn.classic.voevent.FERMI_GBM_FIN_POS", datetime.now(UTC))
+    assert first and status == "received"
+    results = recover_pending(engine, Limits.from_settings(fresh_db))
+    assert [r.journal_id for r in results] == [jid]
+    assert results[0].status == "stored"
+    assert recover_pending(engine) == []  # nothing left
+    with engine.connect() as conn:
+        assert conn.execute(select(raw_journal.c.status)).scalar_one() == "stored"
+        assert conn.execute(select(func.count()).select_from(notices)).scalar_one() == 1
