@@ -35,6 +35,7 @@ import bisect
 import datetime as _dt
 import io
 import json
+import lzma
 import math
 import re
 import struct
@@ -119,6 +120,11 @@ _DECODE_ERRORS = (
     struct.error,
     zlib.error,
     SchemaParseException,
+    OSError,  # gzip/bz2 codecs: "Invalid data stream"
+    RecursionError,  # a garbled, deeply nested schema
+    AttributeError,
+    StopIteration,
+    lzma.LZMAError,
 )
 
 

@@ -133,6 +133,10 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
     return out.reindex(columns=schema.names)
 
 
+#: What flattening a garbled but decodable record can raise.
+_FLATTEN_ERRORS = (KeyError, AttributeError, TypeError, ValueError, OverflowError, IndexError)
+
+
 def _decode(values: Sequence[bytes]) -> tuple[pd.DataFrame, list[int], list[tuple[int, str]]]:
     """Decode payloads; return the model frame, the payload index of each row, and
     ``(index, reason)`` for each payload that failed."""
@@ -145,13 +149,29 @@ def _decode(values: Sequence[bytes]) -> tuple[pd.DataFrame, list[int], list[tupl
         except (CorruptAlert, UnknownSchema) as exc:
             failures.append((i, f"{type(exc).__name__}: {exc}"))
             continue
+        if not recs:
+            failures.append((i, "CorruptAlert: the payload holds no alert record"))
+            continue
         for rec in recs:
             survey = rec[META_KEY]["survey"]
             records[survey].append(rec)
             origin[survey].append(i)
-    surveys = [s for s in model.SURVEYS if records[s]]
-    frame = concat_frames([flatten(records[s], s) for s in surveys])
-    index = [i for s in surveys for i in origin[s]]
+    frames: list[pd.DataFrame] = []
+    index: list[int] = []
+    for survey in (s for s in model.SURVEYS if records[s]):
+        try:
+            frames.append(flatten(records[survey], survey))
+            index += origin[survey]
+        except _FLATTEN_ERRORS:
+            # A record that decodes but cannot be flattened (garbled values): isolate
+            # it, keep the others.
+            for rec, i in zip(records[survey], origin[survey], strict=True):
+                try:
+                    frames.append(flatten([rec], survey))
+                    index.append(i)
+                except _FLATTEN_ERRORS as exc:
+                    failures.append((i, f"UnflattenableAlert: {type(exc).__name__}: {exc}"))
+    frame = concat_frames(frames)
     return frame, index, failures
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 ENV_PREFIX = "MM_"
 
@@ -152,7 +153,9 @@ class Settings:
             return str(url)
         pg = self.tree["postgres"]
         password = secret(pg["password_env"]) if pg["password_env"] else None
-        auth = pg["user"] if password is None else f"{pg['user']}:{password}"
+        # Quote user and password: a secret may hold '@', ':' or '/'.
+        user = quote(str(pg["user"]), safe="")
+        auth = user if password is None else f"{user}:{quote(password, safe='')}"
         return f"postgresql+psycopg://{auth}@{pg['host']}:{pg['port']}/{pg['database']}"
 
     def redacted(self) -> dict[str, Any]:

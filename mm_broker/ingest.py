@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.exc import DataError
 
 from listeners.parsers import NoticeError, parse
 from mm_broker.config import Settings
@@ -38,6 +39,12 @@ from mm_broker.db.schema import events, notices, raw_journal, regions
 from mm_broker.models import Notice, Region
 
 log = logging.getLogger(__name__)
+
+
+class StoreRejected(NoticeError):
+    """A parsed notice holds a value the database refuses."""
+
+    reason = "store"
 
 
 @dataclass(frozen=True)
@@ -198,14 +205,20 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
             region = _region(notice, limits)
         except NoticeError as exc:
             return _reject(engine, journal_id, exc, notice)
-    with engine.begin() as conn:
-        # The payload is already durable in the journal (its own synchronous commit);
-        # this transaction need not wait for its WAL flush: after a crash a row left
-        # 'received' is processed again by recover_pending().
-        conn.execute(text("SET LOCAL synchronous_commit = off"))
-        result = _store(conn, journal_id, notice, region, limits)
-        conn.execute(update(raw_journal).where(raw_journal.c.id == journal_id)
-                     .values(status=result.status, reason=result.reason))
+    try:
+        with engine.begin() as conn:
+            # The payload is already durable in the journal (its own synchronous
+            # commit); this transaction need not wait for its WAL flush: after a crash a
+            # row left 'received' is processed again by recover_pending().
+            conn.execute(text("SET LOCAL synchronous_commit = off"))
+            result = _store(conn, journal_id, notice, region, limits)
+            conn.execute(update(raw_journal).where(raw_journal.c.id == journal_id)
+                         .values(status=result.status, reason=result.reason))
+    except DataError as exc:
+        # A value the store cannot hold (out of range, bad text): the payload stays in
+        # the journal, rejected with the database's reason; the listener goes on.
+        first = str(exc.orig).splitlines()[0] if exc.orig is not None else str(exc)
+        return _reject(engine, journal_id, StoreRejected(first), notice)
     return result
 
 

@@ -31,6 +31,10 @@ __all__ = [
 #: Anything further out is a missing-value code (``-999``), not an angle.
 RA_ACCEPTED = 360.0
 
+#: Smallest error radius accepted (degrees): 1e-7 deg = 0.36 mas, far below any
+#: astrometric error; smaller values are corrupt and overflow the error models.
+MIN_RADIUS_DEG = 1e-7
+
 #: A published radius of exactly 360 degrees means "no position" (SNEWS).
 SNEWS_NO_POSITION_RADIUS = 360.0
 
@@ -103,6 +107,9 @@ def validate_radius(radius: float, *, what: str = "radius") -> float:
         raise BadCoordinates(f"{what}={r!r} deg must be > 0 (0 or -1 mean 'no error given')")
     if r >= 180.0:
         raise BadCoordinates(f"{what}={r!r} deg must be < 180")
+    if r < MIN_RADIUS_DEG:
+        raise BadCoordinates(
+            f"{what}={r!r} deg is below {MIN_RADIUS_DEG} deg (0.36 mas): not an error radius")
     return r
 
 

@@ -48,7 +48,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 from astropy.io import fits
-from astropy.io.fits.verify import VerifyWarning
+from astropy.io.fits.verify import VerifyError, VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning
 from ligo.skymap.io.fits import read_sky_map
 
@@ -64,8 +64,8 @@ _GZIP_MAGIC = b"\x1f\x8b"
 _FITS_MAGIC = b"SIMPLE  ="
 _PROB_COLUMNS = ("PROB", "PROBABILITY", "PROBDENSITY")
 # Exceptions that astropy and ligo.skymap raise on malformed FITS content.
-_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError,
-                VerifyWarning, AstropyUserWarning)
+_READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, OverflowError,
+                AttributeError, VerifyError, VerifyWarning, AstropyUserWarning)
 
 
 @dataclass(frozen=True)

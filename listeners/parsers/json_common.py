@@ -106,6 +106,10 @@ def _check_tree(root: Any) -> None:
 
 
 def _check_string(text: str) -> None:
+    if "\x00" in text:
+        # Valid JSON (\u0000) but no text store takes it (PostgreSQL text and jsonb
+        # refuse NUL), and no notice field has a use for it.
+        raise _Rejected("string contains a NUL character (\\u0000)")
     try:
         text.encode("utf-8")
     except UnicodeEncodeError as exc:
