@@ -410,8 +410,13 @@ def circle_model(circle: Circle, credible_level: float = 0.9) -> CircleModel:
         math.hypot(sigma_stat, GBM_SIGMA_PER_R68 * mix.tail_deg),
     ]
     weights = [mix.core_weight, 1.0 - mix.core_weight]
-    r_cl = fisher.mixture_radius(sigmas, weights, credible_level)
-    r90 = fisher.mixture_radius(sigmas, weights, 0.9)
+    try:
+        r_cl = fisher.mixture_radius(sigmas, weights, credible_level)
+        r90 = fisher.mixture_radius(sigmas, weights, 0.9)
+    except (OverflowError, ZeroDivisionError, ValueError) as exc:
+        raise BadCoordinates(
+            f"GBM error model has no solution for radius {radius!r} deg at containment "
+            f"{containment!r}: {exc}") from exc
     _check_region_radius(r_cl, _pct(credible_level))
     sigma_eff = fisher.sigma_for_radius(r_cl, credible_level)
     words.append(

@@ -11,7 +11,17 @@ from __future__ import annotations
 
 from mm_broker.models import Notice
 
-from .errors import MalformedPayload, NoticeError
+from .errors import MalformedPayload, NoticeError, SchemaError
+
+#: Versions are stored as 64-bit signed integers.
+_MAX_VERSION = 2**63 - 1
+
+
+def _checked(notice: Notice) -> Notice:
+    """Invariants every parser's Notice must hold, whatever the mission."""
+    if not 0 <= notice.version <= _MAX_VERSION:
+        raise SchemaError(f"notice version {notice.version} is outside [0, 2**63)")
+    return notice
 
 __all__ = ["parse", "NoticeError"]
 
@@ -40,11 +50,11 @@ def parse(payload: bytes, topic: str | None = None) -> Notice:
     if head == b"<":
         from .voevent_registry import parse_voevent
 
-        return parse_voevent(payload, topic)
+        return _checked(parse_voevent(payload, topic))
     if head in (b"{", b"["):
         from .json_registry import parse_json
 
-        return parse_json(payload, topic)
+        return _checked(parse_json(payload, topic))
     if not head:
         raise MalformedPayload("empty payload")
     raise MalformedPayload(f"neither XML nor JSON (starts with {payload[:16]!r})")
