@@ -9,7 +9,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell sha256sum pyproject.toml | cut -c1-12)
 
-.PHONY: setup services demo test lint typecheck unit bench down clean
+.PHONY: setup services demo test lint typecheck unit bench fuzz down clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "Python 3.11 is required (voevent-parse does not install on newer versions)"'
@@ -38,6 +38,13 @@ unit: setup
 
 test: services lint typecheck
 	$(BIN)/python -m pytest
+
+# Mutation fuzzing of every parser and the alert decoder (>= 100,000 cases; prints
+# counts per outcome; exit 1 with a reproduction command on any uncaught exception).
+FUZZ_CASES ?= 100000
+FUZZ_SEED ?= 1
+fuzz: setup
+	$(BIN)/python -m fuzz.run --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --json
 
 bench: services
 	mkdir -p benchmarks/results
