@@ -44,7 +44,7 @@ test: services lint typecheck
 FUZZ_CASES ?= 100000
 FUZZ_SEED ?= 1
 fuzz: setup
-	$(BIN)/python -m fuzz.run --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --json
+	$(BIN)/python -m fuzz.run --cases $(FUZZ_CASES) --seed $(FUZZ_SEED) --json --progress
 
 bench: services
 	mkdir -p benchmarks/results

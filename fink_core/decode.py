@@ -197,6 +197,54 @@ def _read_header(payload: bytes) -> tuple[dict[str, bytes], bytes, int]:
     return meta, sync, pos + 16
 
 
+_PRIMITIVES = frozenset({"null", "boolean", "int", "long", "float", "double", "bytes", "string"})
+
+
+def _refuse_zero_size_items(schema: Any) -> None:
+    """Refuse a writer schema whose array or map items, or records, take no bytes.
+
+    With such items a block count read from a few bytes makes fastavro build billions
+    of values (a record type with its ``fields`` key damaged is enough): a memory bomb.
+    A legitimate alert schema has none. Raises :class:`CorruptAlert`.
+    """
+    named: dict[str, Any] = {}
+
+    def zero(t: Any, ns: str, seen: frozenset[str]) -> bool:
+        if isinstance(t, str):
+            if t in _PRIMITIVES:
+                return t == "null"
+            ref = named.get(t, named.get(f"{ns}.{t}"))
+            return ref is not None and t not in seen and zero(ref, ns, seen | {t})
+        if isinstance(t, list):  # a union: its branch index takes a byte at least
+            for branch in t:
+                zero(branch, ns, seen)
+            return False
+        if not isinstance(t, dict):
+            return False
+        kind = t.get("type")
+        if kind in ("record", "error", "enum", "fixed"):
+            name = str(t.get("name", ""))
+            space = str(t.get("namespace", ns))
+            named[name if "." in name or not space else f"{space}.{name}"] = t
+            named[name.rsplit(".", 1)[-1]] = t
+            if kind == "enum":
+                return False
+            if kind == "fixed":
+                return t.get("size") == 0
+            fields = t.get("fields")
+            sizes = [zero(f.get("type"), space, seen) for f in (
+                fields if isinstance(fields, list) else []) if isinstance(f, dict)]
+            return all(sizes)
+        if kind in ("array", "map"):
+            if zero(t.get("items" if kind == "array" else "values"), ns, seen):
+                raise CorruptAlert(f"writer schema has an {kind} of zero-size items")
+            return False
+        return zero(kind, ns, seen)  # {"type": "null"}, a logical type, a nested type
+
+    if zero(schema, "", frozenset()):
+        raise CorruptAlert("writer schema of zero-size records")
+
+
 def _parsed_schema(schema_bytes: bytes) -> _SchemaEntry:
     """Parse a writer schema once and cache it by its bytes (bounded LRU)."""
     entry = _SCHEMA_CACHE.get(schema_bytes)
@@ -204,6 +252,7 @@ def _parsed_schema(schema_bytes: bytes) -> _SchemaEntry:
         _SCHEMA_CACHE.move_to_end(schema_bytes)
         return entry
     raw = json.loads(schema_bytes)
+    _refuse_zero_size_items(raw)
     entry = (fastavro.parse_schema(raw), raw if isinstance(raw, dict) else {})
     _SCHEMA_CACHE[schema_bytes] = entry
     if len(_SCHEMA_CACHE) > _CACHE_SIZE:

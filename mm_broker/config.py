@@ -162,8 +162,8 @@ class Settings:
         """The configuration with any URL password masked: safe to print and hash."""
         tree = copy.deepcopy(dict(self.tree))
         url = tree["postgres"].get("url", "")
-        if url and "@" in url and ":" in url.split("@", 1)[0].split("//", 1)[-1]:
-            head, tail = url.split("@", 1)
+        if url and "@" in url and ":" in url.rsplit("@", 1)[0].split("//", 1)[-1]:
+            head, tail = url.rsplit("@", 1)
             scheme, cred = head.split("//", 1)
             tree["postgres"]["url"] = f"{scheme}//{cred.split(':', 1)[0]}:***@{tail}"
         return tree

@@ -47,6 +47,15 @@ class StoreRejected(NoticeError):
     reason = "store"
 
 
+class InternalError(NoticeError):
+    """Parsing or building the region failed with an unexpected exception: a bug of
+    ours, logged with its traceback. The payload stays in the journal, rejected with
+    this reason, and the listener goes on (a payload must never stop a daemon, and
+    ``recover_pending`` would otherwise meet it again at every start)."""
+
+    reason = "internal"
+
+
 @dataclass(frozen=True)
 class Limits:
     """Settings the ingest path needs (read once from the configuration)."""
@@ -192,6 +201,16 @@ def _reject(engine: Engine, journal_id: int, exc: NoticeError,
     return IngestResult("rejected", str(exc), journal_id, notice=notice)
 
 
+def _internal(engine: Engine, journal_id: int, stage: str, exc: Exception,
+              notice: Notice | None = None) -> IngestResult:
+    """Reject a payload whose processing failed unexpectedly; log the traceback."""
+    first = (str(exc).splitlines() or [""])[0][:300]
+    log.error("journal row %d: %s failed: %s: %s", journal_id, stage, type(exc).__name__,
+              first, exc_info=exc)
+    return _reject(engine, journal_id,
+                   InternalError(f"{stage}: {type(exc).__name__}: {first}"), notice)
+
+
 def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
             limits: Limits) -> IngestResult:
     """Parse and store a journaled payload (steps 2–4 of the module docstring)."""
@@ -199,12 +218,16 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
         notice = parse(payload, topic)
     except NoticeError as exc:
         return _reject(engine, journal_id, exc)
+    except Exception as exc:  # noqa: BLE001 - journaled with its reason, logged in full
+        return _internal(engine, journal_id, "parse", exc)
     region: Region | None = None
     if not notice.retraction:
         try:
             region = _region(notice, limits)
         except NoticeError as exc:
             return _reject(engine, journal_id, exc, notice)
+        except Exception as exc:  # noqa: BLE001 - journaled with its reason, logged in full
+            return _internal(engine, journal_id, "region", exc, notice)
     try:
         with engine.begin() as conn:
             # The payload is already durable in the journal (its own synchronous

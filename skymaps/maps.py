@@ -63,9 +63,10 @@ _DEG2_PER_SR = (180.0 / math.pi) ** 2
 _GZIP_MAGIC = b"\x1f\x8b"
 _FITS_MAGIC = b"SIMPLE  ="
 _PROB_COLUMNS = ("PROB", "PROBABILITY", "PROBDENSITY")
-# Exceptions that astropy and ligo.skymap raise on malformed FITS content.
+# Exceptions that astropy and ligo.skymap raise on malformed FITS content
+# (AssertionError: astropy's own check of a column name: not a string, or too long).
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, OverflowError,
-                AttributeError, VerifyError, VerifyWarning, AstropyUserWarning)
+                AttributeError, VerifyError, AssertionError, VerifyWarning, AstropyUserWarning)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,11 @@ def _table_shape(hdul: fits.HDUList) -> tuple[int, bool, str]:
     if not tables:
         raise BadSkyMap("FITS file has no binary table: not a HEALPix sky map")
     hdu = tables[0]
+    # astropy builds one column description per TFIELDS before anything else: a damaged
+    # card (TFIELDS = 999999999) would allocate gigabytes. FITS allows 999 at most.
+    tfields = hdu.header.get("TFIELDS", 0)
+    if not isinstance(tfields, int) or isinstance(tfields, bool) or not 0 <= tfields <= 999:
+        raise BadSkyMap(f"TFIELDS = {tfields!r} outside the FITS range 0-999")
     names = [str(name).upper() for name in hdu.columns.names]
     prob = next((name for name in _PROB_COLUMNS if name in names), None)
     if prob is None:

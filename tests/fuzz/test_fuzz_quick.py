@@ -159,6 +159,60 @@ def test_attribute_flood_is_refused() -> None:
 
 
 # --------------------------------------------------------------------------- #
+# Findings of the long runs (make fuzz), kept as regression cases
+# --------------------------------------------------------------------------- #
+
+
+def test_avro_schema_with_zero_size_items_is_refused(data_dir: Path) -> None:
+    """An array whose items take no bytes lets a few bytes claim billions of values.
+    (Found by the 100,000-case run: a damaged ``"fields"`` key of ZTF's
+    ``prv_candidate`` record made the decoder grow to 23 GB before the OOM killer
+    stopped it.) Such a writer schema is refused as corrupt."""
+    from fink_core.decode import decode_avro
+    from fink_core.errors import CorruptAlert
+
+    path = "alerts/ztf/avro/fink-alert-simulator_templates/template_schema_ZTF_3p3.avro"
+    data = (data_dir / path).read_bytes()
+    meta, sync, end = fuzz.read_header(data)
+    good = b'"name": "prv_candidate", "namespace": "ztf.alert", "fields"'
+    assert meta["avro.schema"].count(good) == 1
+    meta["avro.schema"] = meta["avro.schema"].replace(good, good.replace(b"fields", b"fiel`s"))
+    with fuzz.MemoryCap(MEMORY_MB), pytest.raises(CorruptAlert):
+        decode_avro(fuzz.write_header(meta, sync) + data[end:])
+
+
+def _lvk_notice_with_card(data_dir: Path, keyword: bytes, value: bytes) -> bytes:
+    """A real LVK alert whose embedded sky map has one header card changed."""
+    import base64
+
+    doc = json.loads((data_dir / "notices/lvk/MS181101ab-preliminary.json").read_bytes())
+    fits = bytearray(base64.b64decode(doc["event"]["skymap"]))
+    at = fits.find(keyword.ljust(8) + b"=")
+    assert at >= 0
+    fits[at : at + 80] = (keyword.ljust(8) + b"= " + value.rjust(20)).ljust(80)
+    doc["event"]["skymap"] = base64.b64encode(bytes(fits)).decode()
+    return json.dumps(doc).encode()
+
+
+@pytest.mark.parametrize(("keyword", "value"), [
+    (b"TFIELDS", b"999999999"),  # astropy allocated a description per field: 20+ GB
+    (b"TTYPE1", b"-32"),  # a number for a column name: astropy's own assert fails
+])
+def test_damaged_sky_map_header_is_a_bad_sky_map(data_dir: Path, keyword: bytes,
+                                                 value: bytes) -> None:
+    """A damaged header card of an embedded sky map is a ``bad_skymap`` rejection, in
+    bounded memory (found by the 100,000-case run)."""
+    import skymaps
+    from listeners.parsers import parse
+    from listeners.parsers.errors import BadSkyMap
+
+    notice = parse(_lvk_notice_with_card(data_dir, keyword, value), "igwn.gwalert")
+    assert notice.localisation is not None
+    with fuzz.MemoryCap(MEMORY_MB), pytest.raises(BadSkyMap):
+        skymaps.region_for(notice.localisation)
+
+
+# --------------------------------------------------------------------------- #
 # Through the real ingest path: every payload journaled, with a reason
 # --------------------------------------------------------------------------- #
 
