@@ -63,7 +63,8 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
 
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     sp = settings.tree["spark"]
-    if str(sp["master"]).startswith("local"):
+    local = str(sp["master"]).startswith("local")
+    if local:
         # One machine: keep the driver, block manager and workers on loopback.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     jars = ",".join(str(j) for j in connector_jars(settings))
@@ -72,8 +73,6 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
         .master(str(sp["master"]))
         .config("spark.jars", jars)
         .config("spark.driver.memory", str(sp["driver_memory"]))
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.driver.host", "127.0.0.1")
         .config("spark.ui.enabled", "false")
         .config("spark.sql.shuffle.partitions", str(sp["shuffle_partitions"]))
         .config("spark.sql.session.timeZone", "UTC")
@@ -84,6 +83,10 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
         .config("spark.driver.extraJavaOptions",
                 f"-Dderby.system.home={settings.state_dir / 'derby'}")
     )
+    if local:
+        # On a cluster the executors must reach the driver: Spark chooses its address.
+        builder = (builder.config("spark.driver.bindAddress", "127.0.0.1")
+                   .config("spark.driver.host", "127.0.0.1"))
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
