@@ -18,13 +18,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from coincidence.alerts import AlertBatch, InMemoryAlertStore
 from coincidence.index import expand_counts
+from fink_core.context import survey_first_detection_jd
+from fink_core.pipeline import PARTITION_ORDER
 
-#: Order of the ``hpx1`` partition column of the archive (fink_core.pipeline).
-PARTITION_ORDER = 1
 _COLUMNS = ["alert_id", "object_id", "survey", "ra", "dec", "ipix29", "obs_jd",
             "first_detection_jd", "ztf_jdstarthist", "lsst_first_dia_source_jd", "quality_ok"]
 _JD_UNIX = 2440587.5
@@ -32,16 +31,6 @@ _JD_UNIX = 2440587.5
 
 def _jd_to_ns(jd: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
     return np.round((jd - _JD_UNIX) * 86400e9).astype(np.int64)
-
-
-def first_detection(frame: pd.DataFrame) -> npt.NDArray[np.float64]:
-    """First detection (JD): the survey's own statement, else the alert history."""
-    first = np.full(len(frame), np.nan)
-    for col in ("ztf_jdstarthist", "lsst_first_dia_source_jd", "first_detection_jd", "obs_jd"):
-        if col in frame.columns:
-            values = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype=float)
-            first = np.where(np.isnan(first), values, first)
-    return first
 
 
 class ArchiveAlertStore:
@@ -115,7 +104,7 @@ class ArchiveAlertStore:
         rows = order[expand_counts(first, last - first)]
         frame = frame.iloc[np.sort(rows)]
         time_ns = _jd_to_ns(frame["obs_jd"].to_numpy(dtype=float))
-        first_ns = _jd_to_ns(first_detection(frame))
+        first_ns = _jd_to_ns(survey_first_detection_jd(frame))
         # As in the replay: a first detection later than the alert is not trusted as the
         # alert time (see mm_broker.replay.load_alerts).
         time_ns = np.maximum(time_ns, first_ns)

@@ -158,3 +158,25 @@ def context(df: pd.DataFrame) -> pd.DataFrame:
     )
     out.index = df.index
     return out
+
+
+#: Columns giving an object's first detection, most authoritative first.
+FIRST_DETECTION_COLUMNS = ("ztf_jdstarthist", "lsst_first_dia_source_jd",
+                           "first_detection_jd", "obs_jd")
+
+
+def survey_first_detection_jd(df: pd.DataFrame) -> np.ndarray:
+    """First detection (JD) used by the coincidence newness rule.
+
+    The survey's own statement over the object's whole history is preferred (ZTF
+    ``jdstarthist``; LSST ``firstDiaSourceMjdTai``), as Fink's multi-messenger module
+    does; without it, the earliest detection in the alert's history, else the alert
+    itself. Unlike ``ctx_first_seen_jd`` (the earliest of all of them), the survey's
+    statement is taken as it is, even when the alert history disagrees.
+    """
+    first = np.full(len(df), np.nan)
+    for col in FIRST_DETECTION_COLUMNS:
+        if col in df.columns:
+            values = pd.to_numeric(df[col], errors="coerce").to_numpy(dtype=float)
+            first = np.where(np.isnan(first), values, first)
+    return first

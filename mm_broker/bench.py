@@ -171,6 +171,8 @@ def _synthetic_archive(root: Path, n_alerts: int, t0_jd: float, nights: int = 20
     import pyarrow as pa
     import pyarrow.dataset as ds
 
+    from fink_core.pipeline import PARTITION_ORDER
+
     rng = np.random.default_rng(seed)
     per_night = n_alerts // nights
     first_night = int(np.floor(t0_jd - 0.5))
@@ -190,7 +192,7 @@ def _synthetic_archive(root: Path, n_alerts: int, t0_jd: float, nights: int = 20
             "ra": ra, "dec": dec, "ipix29": ipix, "obs_jd": jd, "first_detection_jd": first,
             "quality_ok": np.ones(n, dtype=bool),
             "night": pa.array(np.full(n, day.strftime("%Y%m%d"))),
-            "hpx1": (ipix >> 56).astype(np.int32),
+            "hpx1": (ipix >> (2 * (29 - PARTITION_ORDER))).astype(np.int32),
         }).sort_by("ipix29")
         ds.write_dataset(table, str(root / "enriched"), format="parquet",
                          partitioning=["night", "hpx1"], partitioning_flavor="hive",

@@ -15,6 +15,9 @@ from pathlib import Path
 
 from mm_broker.config import Settings
 
+#: Columns of the enriched alerts written to the demo's output topic.
+SHOWN = ("alert_id", "object_id", "survey", "obs_jd", "ra", "dec", "mag", "band",
+         "quality_ok", "classification")
 DEMO_ALERTS = "alerts/ztf/avro/20181129_fink-alert-simulator"
 
 
@@ -49,8 +52,12 @@ def stream_through_spark(settings: Settings, alert_paths: list[Path], run_id: st
     timings["spark_start_s"] = time.monotonic() - t0
 
     t0 = time.monotonic()
+    from fink_core.catalogues import load_default_catalogues
+    from fink_core.pipeline import enriched_stream
+
     raw = stream.read_kafka(spark, bootstrap, topic_in)
-    decoded = raw.select("key", "value").mapInPandas(stream.decode_basic, stream.BASIC_SCHEMA)
+    decoded = enriched_stream(spark, raw, load_default_catalogues(settings.catalogue_dir())) \
+        .select(*SHOWN)
     query = (stream.to_kafka_json(decoded, "alert_id").writeStream.format("kafka")
              .option("kafka.bootstrap.servers", bootstrap)
              .option("topic", topic_out)
@@ -124,12 +131,14 @@ def main(settings: Settings, n_alerts: int = 20) -> int:
     paths = alert_files([folder])[:n_alerts]
     run_id = time.strftime("%Y%m%dT%H%M%S")
     print(f"\n[1] streaming {len(paths)} real ZTF alerts from {folder}")
-    print("    Kafka source -> Spark Structured Streaming (fastavro decode) -> Kafka sink")
+    print("    Kafka source -> Spark Structured Streaming (fink_core: decode, flags, "
+          "annotation) -> Kafka sink")
     records, timings = stream_through_spark(settings, paths, run_id)
     for rec in sorted(records, key=lambda r: str(r.get("alert_id")))[:5]:
         print(f"    {rec.get('alert_id')!s:>20} {rec.get('object_id')!s:>14} "
               f"ra={rec.get('ra', float('nan')):9.5f} dec={rec.get('dec', float('nan')):9.5f} "
-              f"mag={rec.get('mag', float('nan')):5.2f} {rec.get('band')}")
+              f"mag={rec.get('mag', float('nan')):5.2f} {rec.get('band')} "
+              f"{rec.get('classification')}")
     print(f"    {len(paths)} alerts in, {len(records)} records out; "
           + ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
 

@@ -123,7 +123,9 @@ def engine_frame(df: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, int]]:
         if "bad_coordinates" in df else np.zeros(len(df), dtype=bool)
     counts["alerts_bad_coordinates"] = int(bad.sum())
     df = df.loc[~bad]
-    first = first_detection_jd(df)
+    from fink_core.context import survey_first_detection_jd
+
+    first = pd.Series(survey_first_detection_jd(df), index=df.index)
     # An alert is itself a detection, so its object's first detection cannot be later
     # than the alert. When the record says otherwise (the peer's doctored rows of
     # 2024-01-15 moved jdstarthist but not jd), the record's own detection time is
@@ -162,21 +164,6 @@ def alert_extras(df: pd.DataFrame, keys: list[str]) -> dict[str, dict[str, Any]]
             "catalogue_matches": matches or None,
         }
     return out
-
-
-def first_detection_jd(df: pd.DataFrame) -> pd.Series:
-    """First detection of each alert's object, Julian date (UTC).
-
-    The survey's own statement over the object's whole history is preferred (ZTF
-    ``jdstarthist``; LSST ``firstDiaSourceMjdTai``), as Fink does: the alert's
-    history lists cover only the last 30 days (ZTF) or 12 months (LSST). Without it,
-    the earliest detection in the alert's history, else the alert itself.
-    """
-    first = pd.Series(np.nan, index=df.index)
-    for col in ("ztf_jdstarthist", "lsst_first_dia_source_jd", "first_detection_jd", "obs_jd"):
-        if col in df.columns:
-            first = first.where(first.notna(), pd.to_numeric(df[col], errors="coerce"))
-    return first
 
 
 def _jd_to_datetime(jd: np.ndarray) -> pd.Series:
@@ -237,15 +224,10 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
     provenance = {"mm_broker_version": __version__, "config_hash": settings.hash()}
 
     def enrich(a: Any) -> dict[str, Any]:
-        rec = a.to_record()
-        rec.update(extras.get(rec["alert_id"], {}))
-        n = notices_of[rec["event_id"]].get(rec["region_version"])
-        t = first_notice.get(rec["event_id"])
-        rec["trigger_ivorn"] = t.ivorn if t else None
-        rec["notice_ivorn"] = n.ivorn if n else None
-        rec["significance"] = _significance(n) if n else None
-        rec.update(provenance)
-        return rec
+        n = notices_of[a.event_id].get(a.region_version)
+        t = first_notice.get(a.event_id)
+        return counterpart_record(a, extras, t.ivorn if t else None, n.ivorn if n else None,
+                                  n.significance if n else {}, provenance)
 
     def emit(batch: list[Any], at: datetime) -> None:
         if not batch:
@@ -351,10 +333,24 @@ def _plots(folder: Path, records: list[dict[str, Any]],
     return done
 
 
-def _significance(n: Notice) -> dict[str, Any] | None:
-    """The notice's significance figures as an Avro map of scalars."""
+def counterpart_record(assoc: Any, extras: dict[str, dict[str, Any]],
+                       trigger_ivorn: str | None, notice_ivorn: str | None,
+                       significance: dict[str, Any], provenance: dict[str, Any],
+                       ) -> dict[str, Any]:
+    """An association's published record: the contract fields, the alert's values
+    (``extras``), the trigger's IVORNs and significance, and provenance."""
+    rec: dict[str, Any] = assoc.to_record()
+    rec.update(extras.get(rec["alert_id"], {}))
+    rec["trigger_ivorn"], rec["notice_ivorn"] = trigger_ivorn, notice_ivorn
+    rec["significance"] = _significance(significance)
+    rec.update(provenance)
+    return rec
+
+
+def _significance(significance: dict[str, Any]) -> dict[str, Any] | None:
+    """Significance figures as an Avro map of scalars (nested maps flattened)."""
     out: dict[str, Any] = {}
-    for k, v in n.significance.items():
+    for k, v in significance.items():
         if isinstance(v, bool | int | float | str):
             out[str(k)] = v
         elif isinstance(v, dict):

@@ -141,14 +141,11 @@ class RegionSync:
 
 def _record(a: Any, sync: RegionSync, extras: dict[str, dict[str, Any]],
             config_hash: str) -> dict[str, Any]:
-    rec = a.to_record()
-    rec.update(extras.get(rec["alert_id"], {}))
-    trig, note, sig = sync.ivorns.get(rec["event_id"], (None, None, {}))
-    rec["trigger_ivorn"], rec["notice_ivorn"] = trig, note
-    rec["significance"] = {k: v for k, v in sig.items()
-                           if isinstance(v, bool | int | float | str)} or None
-    rec["mm_broker_version"], rec["config_hash"] = __version__, config_hash
-    return rec
+    from mm_broker.replay import counterpart_record
+
+    trig, note, sig = sync.ivorns.get(a.event_id, (None, None, {}))
+    return counterpart_record(a, extras, trig, note, sig,
+                              {"mm_broker_version": __version__, "config_hash": config_hash})
 
 
 def persist_and_publish(db: Engine, records: list[dict[str, Any]],

@@ -143,7 +143,10 @@ def sigma_for_radius(radius_deg: float, containment: float) -> float:
         return -math.expm1(-kappa * h) / _norm(kappa) - containment
 
     # level grows with kappa; it tends to the uniform value as kappa -> 0 and
-    # reaches containment / norm >= containment at kappa0.
+    # reaches containment / norm >= containment at kappa0. When norm rounds to 1 the
+    # excess there is 0 up to rounding (possibly -1e-17): kappa0 is then the answer.
+    if excess(math.log(kappa0)) <= 0.0:
+        return math.degrees(1.0 / math.sqrt(kappa0))
     log_kappa = brentq(excess, math.log(1e-12), math.log(kappa0), xtol=1e-14, rtol=1e-14)
     return math.degrees(1.0 / math.sqrt(math.exp(log_kappa)))
 
