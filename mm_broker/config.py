@@ -168,6 +168,25 @@ class Settings:
             tree["postgres"]["url"] = f"{scheme}//{cred.split(':', 1)[0]}:***@{tail}"
         return tree
 
+    def with_values(self, values: Mapping[str, Any]) -> Settings:
+        """A copy with dotted keys replaced, e.g. ``{"postgres.database": "x"}``.
+
+        Unknown keys raise :class:`ConfigError`; types are checked as in :func:`load`.
+        """
+        tree = copy.deepcopy(dict(self.tree))
+        for dotted, value in values.items():
+            node = tree
+            *parents, last = dotted.split(".")
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+                if not isinstance(node, dict):
+                    raise ConfigError(f"unknown setting {dotted!r}")
+            if last not in node:
+                raise ConfigError(f"unknown setting {dotted!r}")
+            node[last] = value
+        _check_types(tree, _load_defaults())
+        return Settings(tree=tree, source=self.source)
+
     def hash(self) -> str:
         """Short SHA-256 of the redacted effective configuration (provenance)."""
         blob = json.dumps(self.redacted(), sort_keys=True).encode()

@@ -6,7 +6,6 @@ broker's own database.
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,8 +32,7 @@ def temporary_database(settings: config.Settings, prefix: str = "mm_tmp",
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
-        scratch = config.load(settings.source if settings.source != "defaults" else None,
-                              environ={**os.environ, "MM_POSTGRES__DATABASE": name})
+        scratch = settings.with_values({"postgres.database": name})
         migrate.upgrade(scratch)
         yield scratch
     finally:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +70,15 @@ class Comet:
         if pid is None:
             return False
         terminate(pid)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL the broker (a crash, for fault tests); return whether it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        terminate(pid, timeout=15, sig=signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import shutil
+import signal
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -147,6 +148,15 @@ class Kafka:
         if pid is None:
             return False
         terminate(pid, timeout=30)
+        self.pid_file.unlink(missing_ok=True)
+        return True
+
+    def kill(self) -> bool:
+        """SIGKILL the broker (a crash, for fault tests); return whether it was running."""
+        pid = self.pid()
+        if pid is None:
+            return False
+        terminate(pid, timeout=15, sig=signal.SIGKILL)
         self.pid_file.unlink(missing_ok=True)
         return True
 

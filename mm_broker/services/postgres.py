@@ -176,14 +176,16 @@ class Postgres:
             subprocess.run([str(bindir / "createdb"), "-h", self.host, "-p", str(self.port),
                             "-U", user, db], check=True, capture_output=True)
 
-    def stop(self) -> bool:
-        """Stop the cluster if it runs; return whether it was running."""
+    def stop(self, mode: str = "fast") -> bool:
+        """Stop the cluster if it runs; return whether it was running. ``mode`` is
+        pg_ctl's: ``fast`` (default), ``smart``, or ``immediate`` (no checkpoint, as a
+        crash: the next start runs recovery)."""
         if self.managed_externally() or not self.running():
             return False
         bindir = find_bindir()
         assert bindir is not None
         subprocess.run(self._run_as() + [str(bindir / "pg_ctl"), "stop", "-D",
-                                         str(self.datadir), "-m", "fast", "-w"],
+                                         str(self.datadir), "-m", mode, "-w"],
                        capture_output=True, check=False)
         return True
 

@@ -1,0 +1,51 @@
+"""Fault scenarios on a private set of real services.
+
+The faults (SIGKILL of Kafka, PostgreSQL stopped, Comet restarted) are injected into a
+second set of services with its own state directory and ports, so the services the
+rest of the suite uses are never touched. ``MM_FAULT_PORT_SHIFT`` moves every port of
+that set (for two checkouts testing at once on one machine).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mm_broker import config, services
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def fault_environ() -> dict[str, str]:
+    """MM_* variables of the private fault-test services."""
+    shift = int(os.environ.get("MM_FAULT_PORT_SHIFT", "0"))
+    kafka = 59292 + shift
+    return {"MM_STATE_DIR": str(REPO / ".mm" / "faults-test"),
+            "MM_POSTGRES__PORT": str(55632 + shift),
+            "MM_KAFKA__PORT": str(kafka), "MM_KAFKA__CONTROLLER_PORT": str(kafka + 1),
+            "MM_KAFKA__BOOTSTRAP": f"127.0.0.1:{kafka}",
+            "MM_COMET__RECEIVE_PORT": str(58398 + shift),
+            "MM_COMET__BROADCAST_PORT": str(58399 + shift)}
+
+
+@pytest.fixture(scope="session")
+def fault_services() -> Iterator[config.Settings]:
+    """Private PostgreSQL, Kafka and Comet (started here, stopped at the end)."""
+    settings = config.load(environ={**os.environ, **fault_environ()})
+    try:
+        services.up(settings)
+        yield settings
+    finally:
+        services.down(settings)
+
+
+@pytest.fixture
+def fault_db(fault_services: config.Settings) -> Iterator[config.Settings]:
+    """A new, empty database at the newest migration in the private PostgreSQL."""
+    from mm_broker.db.scratch import temporary_database
+
+    with temporary_database(fault_services, "mm_fault") as settings:
+        yield settings
