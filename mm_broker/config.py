@@ -175,7 +175,7 @@ class Settings:
         """
         tree = copy.deepcopy(dict(self.tree))
         for dotted, value in values.items():
-            node = tree
+            node: Any = tree
             *parents, last = dotted.split(".")
             for part in parents:
                 node = node.get(part) if isinstance(node, dict) else None
