@@ -31,6 +31,14 @@ import numpy.typing as npt
 from coincidence.times import NS_PER_DAY, seconds_to_ns
 from mm_broker.models import Messenger
 
+#: Version of the match rules (MAJOR.MINOR.PATCH), stamped on every counterpart record
+#: (``rule_versions``) and enriched alert (``prov_rules``). It MUST be bumped, and the
+#: change listed in CHANGELOG.md, whenever the position, time or newness rule or a
+#: default window changes (the windows set in the configuration are covered by the
+#: configuration hash instead; tests/fink_core/test_fc_provenance.py pins the rule
+#: content of each version).
+RULES_VERSION = "1.0.0"
+
 #: Seconds in one day.
 DAY_S = 86_400.0
 

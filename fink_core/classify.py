@@ -39,6 +39,13 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+#: Version of the classification rule table (MAJOR.MINOR.PATCH), stamped on every
+#: enriched alert (``prov_rules``) and counterpart record (``rule_versions``). It MUST be
+#: bumped, and the change listed in CHANGELOG.md, whenever a rule, its order, a label
+#: or a threshold below changes (tests/fink_core/test_fc_provenance.py pins the rule
+#: content of each version).
+RULES_VERSION = "1.0.0"
+
 LABELS = (
     "solar_system",
     "variable_star",

@@ -13,7 +13,8 @@ cluster)::
                                                  topic, partition, offset, timestamp
     <archive>/enriched/night=YYYYMMDD/hpx1=K/…   one row per decoded alert: the model
                                                  columns, the added columns, ipix29 and
-                                                 the Kafka coordinates; a payload that
+                                                 the Kafka coordinates, and the
+                                                 provenance columns; a payload that
                                                  does not decode is a row with
                                                  ``decode_error`` set (and its bytes are
                                                  in raw/)
@@ -24,6 +25,15 @@ order-29 index, so a search by sky region prunes partitions by night and coarse
 cell, then row groups by ``ipix29``. Both streaming queries use Spark's Parquet
 file sink with a checkpoint: after a kill and a restart every alert is in the
 archive exactly once.
+
+Every enriched row, decode-error rows included, carries the provenance of the run
+that wrote it (:class:`fink_core.provenance.Provenance`, built once per run and
+passed to :func:`enriched_stream`, :func:`start_archive` and :func:`batch_files`), in
+four string columns: ``prov_mm_broker_version``, ``prov_config_hash``,
+``prov_catalogues`` (compact JSON, sorted keys: catalogue key → version) and
+``prov_rules`` (compact JSON: rule set → version). Archives written before these
+columns existed lack them: pyarrow datasets read the mixed folder (the columns are
+null for old files), Spark needs ``mergeSchema`` to see them.
 """
 
 from __future__ import annotations
@@ -39,8 +49,10 @@ import pyarrow as pa
 from fink_core import model
 from fink_core.annotate import annotate, output_schema
 from fink_core.catalogues import Catalogue, catalogue_keys
+from fink_core.catalogues import provenance as catalogue_provenance
 from fink_core.decode import META_KEY, concat_frames, decode_avro, flatten
 from fink_core.errors import CorruptAlert, UnknownSchema
+from fink_core.provenance import PROVENANCE_COLUMNS, Provenance, catalogue_version
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -50,7 +62,7 @@ if TYPE_CHECKING:
 PARTITION_ORDER = 1
 #: Columns added by the pipeline after the annotation.
 PIPELINE_COLUMNS = ("ipix29", "hpx1", "night", "kafka_topic", "kafka_partition",
-                    "kafka_offset", "decode_error")
+                    "kafka_offset", "decode_error", *PROVENANCE_COLUMNS)
 
 
 def enriched_arrow_schema(keys: Sequence[str]) -> pa.Schema:
@@ -59,7 +71,8 @@ def enriched_arrow_schema(keys: Sequence[str]) -> pa.Schema:
     extra = [pa.field("ipix29", pa.int64()), pa.field("hpx1", pa.int32()),
              pa.field("night", pa.string()), pa.field("kafka_topic", pa.string()),
              pa.field("kafka_partition", pa.int32()), pa.field("kafka_offset", pa.int64()),
-             pa.field("decode_error", pa.string())]
+             pa.field("decode_error", pa.string()),
+             *(pa.field(name, pa.string()) for name in PROVENANCE_COLUMNS)]
     # Every column nullable: a payload that does not decode is a row of nulls but for
     # its Kafka coordinates and decode_error.
     return pa.schema([f.with_nullable(True) for f in list(base) + extra])
@@ -75,7 +88,8 @@ def spark_schema(keys: Sequence[str]) -> Any:
 def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
            topics: Sequence[str | None] | None = None,
            partitions: Sequence[int | None] | None = None,
-           offsets: Sequence[int | None] | None = None) -> pd.DataFrame:
+           offsets: Sequence[int | None] | None = None, *,
+           provenance: Provenance | None = None) -> pd.DataFrame:
     """Decode, flag and annotate a batch of alert payloads (pure pandas).
 
     Parameters
@@ -86,6 +100,11 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
         Catalogues for the cross-match.
     topics, partitions, offsets : sequence, optional
         Kafka coordinates of each payload (kept on the rows).
+    provenance : Provenance, optional
+        Provenance of the run, written on every row (``prov_*`` columns). The
+        pipeline (:func:`enrich_batches`) always passes the run's own; when omitted
+        (direct calls: tests, fuzzing) it is :meth:`Provenance.default_config`: this
+        version, the hash of the *default* configuration and ``catalogues``.
 
     Returns
     -------
@@ -93,6 +112,8 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
         Enriched rows, then one row per payload that failed to decode (with
         ``decode_error``), in the columns of :func:`enriched_arrow_schema`.
     """
+    if provenance is None:
+        provenance = Provenance.default_config(catalogues)
     n = len(values)
     topics = list(topics) if topics is not None else [None] * n
     partitions = list(partitions) if partitions is not None else [None] * n
@@ -130,6 +151,8 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
                 col = out[f.name]
                 out[f.name] = col.where(col.map(lambda v: isinstance(v, (list, tuple, dict,
                                                                           np.ndarray))), None)
+    for name, value in provenance.columns().items():  # every row, decode errors included
+        out[name] = value
     return out.reindex(columns=schema.names)
 
 
@@ -175,22 +198,41 @@ def _decode(values: Sequence[bytes]) -> tuple[pd.DataFrame, list[int], list[tupl
     return frame, index, failures
 
 
-def enrich_batches(batches: Iterator[pd.DataFrame], catalogues: Any) -> Iterator[pd.DataFrame]:
+def enrich_batches(batches: Iterator[pd.DataFrame], catalogues: Any,
+                   provenance: Provenance) -> Iterator[pd.DataFrame]:
     """``mapInPandas`` body over Kafka rows (``value``, ``topic``, ``partition``,
-    ``offset``); ``catalogues`` is a Spark broadcast of the catalogue list."""
+    ``offset``); ``catalogues`` is a Spark broadcast of the catalogue list,
+    ``provenance`` the run's (stamped on every row)."""
     cats = catalogues.value
     for batch in batches:
         yield enrich(list(batch["value"]), cats, list(batch["topic"]),
-                     [int(p) for p in batch["partition"]], [int(o) for o in batch["offset"]])
+                     [int(p) for p in batch["partition"]], [int(o) for o in batch["offset"]],
+                     provenance=provenance)
 
 
 def enriched_stream(spark: SparkSession, kafka_df: DataFrame,
-                    catalogues: Sequence[Catalogue]) -> DataFrame:
-    """Kafka DataFrame → enriched alerts DataFrame (stage chain)."""
+                    catalogues: Sequence[Catalogue], provenance: Provenance) -> DataFrame:
+    """Kafka DataFrame → enriched alerts DataFrame (stage chain).
+
+    ``provenance`` is the run's (:meth:`Provenance.from_settings` with these
+    ``catalogues``); every row carries it in the ``prov_*`` columns.
+    """
+    _check_provenance(provenance, catalogues)
     keys = catalogue_keys(catalogues)
     bc = spark.sparkContext.broadcast(list(catalogues))
     rows = kafka_df.select("value", "topic", "partition", "offset")
-    return rows.mapInPandas(lambda it: enrich_batches(it, bc), spark_schema(keys))
+    return rows.mapInPandas(lambda it: enrich_batches(it, bc, provenance), spark_schema(keys))
+
+
+def _check_provenance(provenance: Provenance, catalogues: Sequence[Catalogue]) -> None:
+    """Refuse a provenance that is missing or names other catalogues than those used."""
+    if not isinstance(provenance, Provenance):
+        raise TypeError(f"provenance must be a fink_core.provenance.Provenance, "
+                        f"not {type(provenance).__name__}")
+    used = {k: catalogue_version(v) for k, v in catalogue_provenance(catalogues).items()}
+    if provenance.catalogue_versions() != used:
+        raise ValueError(f"the provenance names catalogues {provenance.catalogue_versions()}, "
+                         f"the pipeline uses {used}")
 
 
 def raw_stream(kafka_df: DataFrame) -> DataFrame:
@@ -215,6 +257,10 @@ def write_enriched_batch(frame: pd.DataFrame, archive_uri: str, batch_id: int,
 
     if len(frame) == 0:
         return 0
+    missing = [c for c in PROVENANCE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"enriched batch without provenance columns {missing}: build it "
+                         "with enriched_stream(..., provenance)")
     parsed = urlparse(archive_uri)
     base = parsed.path if parsed.scheme == "file" else archive_uri
     table = pa.Table.from_pandas(frame, schema=enriched_arrow_schema(keys),
@@ -228,17 +274,25 @@ def write_enriched_batch(frame: pd.DataFrame, archive_uri: str, batch_id: int,
 
 def start_archive(spark: SparkSession, kafka_df: DataFrame, catalogues: Sequence[Catalogue],
                   archive_uri: str, checkpoint_uri: str, trigger: dict[str, Any] | None = None,
-                  enriched: bool = True) -> list[StreamingQuery]:
+                  enriched: bool = True, *,
+                  provenance: Provenance | None = None) -> list[StreamingQuery]:
     """Start the raw and (unless ``enriched`` is false) enriched archive queries
-    (Parquet file sinks, checkpointed)."""
+    (Parquet file sinks, checkpointed).
+
+    ``provenance`` (the run's) is required for the enriched query; the raw query
+    stores bytes only and needs none.
+    """
+    if enriched and provenance is None:
+        raise ValueError("start_archive(enriched=True) needs the run's provenance")
     trig = trigger or {"processingTime": "2 seconds"}
     raw_q = (raw_stream(kafka_df).writeStream.format("parquet")
              .option("path", f"{archive_uri}/raw")
              .option("checkpointLocation", f"{checkpoint_uri}/raw")
              .partitionBy("night").trigger(**trig).queryName("archive_raw").start())
-    if not enriched:
+    if not enriched or provenance is None:
         return [raw_q]
-    enr_q = (enriched_stream(spark, kafka_df, catalogues).writeStream.format("parquet")
+    enr_q = (enriched_stream(spark, kafka_df, catalogues, provenance).writeStream
+             .format("parquet")
              .option("path", f"{archive_uri}/enriched")
              .option("checkpointLocation", f"{checkpoint_uri}/enriched")
              .partitionBy("night", "hpx1").trigger(**trig).queryName("archive_enriched")
@@ -247,8 +301,10 @@ def start_archive(spark: SparkSession, kafka_df: DataFrame, catalogues: Sequence
 
 
 def batch_files(spark: SparkSession, paths: Sequence[str],
-                catalogues: Sequence[Catalogue]) -> DataFrame:
-    """The same enrichment in batch over Avro files (replay and reprocessing)."""
+                catalogues: Sequence[Catalogue], provenance: Provenance) -> DataFrame:
+    """The same enrichment in batch over Avro files (replay and reprocessing), rows
+    stamped with ``provenance``."""
+    _check_provenance(provenance, catalogues)
     from pyspark.sql import functions as F
 
     files = (spark.read.format("binaryFile").option("pathGlobFilter", "*.avro")
@@ -257,4 +313,5 @@ def batch_files(spark: SparkSession, paths: Sequence[str],
                               F.lit(0).alias("partition"), F.lit(0).cast("long").alias("offset"))
     keys = catalogue_keys(catalogues)
     bc = spark.sparkContext.broadcast(list(catalogues))
-    return kafka_like.mapInPandas(lambda it: enrich_batches(it, bc), spark_schema(keys))
+    return kafka_like.mapInPandas(lambda it: enrich_batches(it, bc, provenance),
+                                  spark_schema(keys))

@@ -48,6 +48,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+#: Version of these quality cuts (MAJOR.MINOR.PATCH), stamped on every enriched alert
+#: (``prov_rules``) and counterpart record (``rule_versions``). It MUST be bumped, and
+#: the change listed in CHANGELOG.md, whenever a cut, a threshold or the definition of
+#: ``quality_ok`` changes (tests/fink_core/test_fc_provenance.py pins the rule content
+#: of each version).
+RULES_VERSION = "1.0.0"
+
 #: Fink's ZTF real/bogus threshold.
 ZTF_RB_MIN = 0.55
 #: Fink's (2019) ZTF |magap - magpsf| bound.

@@ -33,6 +33,7 @@ def archive(settings: Settings, topics: list[str] | None = None, once: bool = Fa
     """
     from fink_core.catalogues import load_default_catalogues
     from fink_core.pipeline import start_archive
+    from fink_core.provenance import Provenance
     from fink_core.stream import read_kafka
     from mm_broker import spark as sparkmod
 
@@ -44,7 +45,8 @@ def archive(settings: Settings, topics: list[str] | None = None, once: bool = Fa
     trigger = {"availableNow": True} if once else \
         {"processingTime": str(settings.get("alerts.trigger"))}
     queries = start_archive(spark, kafka_df, catalogues, settings.archive_uri(),
-                            f"{settings.checkpoint_uri()}/{name}", trigger)
+                            f"{settings.checkpoint_uri()}/{name}", trigger,
+                            provenance=Provenance.from_settings(settings, catalogues))
     try:
         for q in queries:
             q.awaitTermination()

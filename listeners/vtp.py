@@ -6,7 +6,14 @@ acknowledged may be lost. This listener therefore runs Comet's own subscriber
 service (``twistd comet --remote``) with one change, made in :func:`_patch`: every
 subscriber gets :class:`JournalValidator` as its first validator, which ingests the
 event (journal, parse, store) before Comet sends the ACK. A database outage makes
-the validator retry with backoff, so the ACK waits.
+the validator retry with backoff, so the ACK waits. Ingests run one at a time, in
+arrival order: Comet runs validators in its thread pool, and two notices of one event
+stored at once collide on the new event's row (the loser would be ACKed unstored).
+
+When the upstream broker goes away, Comet's subscriber (a Twisted
+``ReconnectingClientFactory``) retries with a delay growing by a factor e per failure
+up to one hour; here the delay is bounded by ``[listen] backoff_initial_s`` and
+``backoff_max_s``, as for every other listener.
 
 For sites that run their own ``twistd comet``, ``listeners/vtp_plugin`` holds a plain
 Comet handler plugin (``--mm-broker-ingest``) using the same ingest path (after the
@@ -36,6 +43,8 @@ class JournalValidator:
     """
 
     def __init__(self, settings: Settings, remote: str) -> None:
+        from twisted.internet.defer import DeferredLock
+
         from mm_broker.db.migrate import engine_for
 
         self.engine = engine_for(settings)
@@ -43,6 +52,7 @@ class JournalValidator:
         self.remote = remote
         self.backoff = (float(settings.get("listen.backoff_initial_s")),
                         float(settings.get("listen.backoff_max_s")))
+        self.serial = DeferredLock()  # one ingest at a time
 
     def ingest_blocking(self, raw: bytes) -> None:
         """Ingest with retries while the database is unreachable (runs in a thread)."""
@@ -63,7 +73,8 @@ class JournalValidator:
     def __call__(self, event: Any) -> Any:
         from twisted.internet.threads import deferToThread
 
-        return deferToThread(self.ingest_blocking, event.raw_bytes).addCallback(lambda _: True)
+        return (self.serial.run(deferToThread, self.ingest_blocking, event.raw_bytes)
+                .addCallback(lambda _: True))
 
 
 def _patch(settings: Settings, remote: str) -> None:
@@ -77,6 +88,11 @@ def _patch(settings: Settings, remote: str) -> None:
     base = broker.VOEventSubscriberFactory
 
     class JournalingSubscriberFactory(base):  # type: ignore[misc, valid-type]
+        # Reconnection delay: backoff_initial_s, growing to at most backoff_max_s
+        # (Twisted's default maximum is 3600 s).
+        initialDelay, maxDelay = validator.backoff
+        delay = initialDelay
+
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
             self.validators: list[Any] = [validator, *self.validators]

@@ -117,6 +117,7 @@ def bench_pipeline(settings: Settings, n_alerts: int = 40_000) -> dict[str, Any]
     """
     from fink_core.catalogues import load_default_catalogues
     from fink_core.pipeline import enriched_stream
+    from fink_core.provenance import Provenance
     from fink_core.simulator import alert_files
     from mm_broker import spark as sparkmod
 
@@ -133,8 +134,9 @@ def bench_pipeline(settings: Settings, n_alerts: int = 40_000) -> dict[str, Any]
         .drop("copy").repartition(cores).cache()
     df.count()
     catalogues = load_default_catalogues(settings.catalogue_dir())
+    provenance = Provenance.from_settings(settings, catalogues)
     t0 = time.perf_counter()
-    n_out = enriched_stream(spark, df, catalogues).count()
+    n_out = enriched_stream(spark, df, catalogues, provenance).count()
     dt = time.perf_counter() - t0
     df.unpersist()
     rate = n_alerts / dt

@@ -150,9 +150,21 @@ def _replay(args: argparse.Namespace, settings: configmod.Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    import signal
+    import threading
+
     from mm_broker import run
 
-    counts = run.run(settings, once=args.once)
+    stop = threading.Event()
+
+    def handle(signum: int, frame: object) -> None:
+        logging.getLogger("mm_broker.run").info("signal %d: stopping after the current "
+                                                "micro-batch", signum)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    signal.signal(signal.SIGINT, handle)
+    counts = run.run(settings, once=args.once, stop=stop)
     print(json.dumps(counts))
     return 0
 

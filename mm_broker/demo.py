@@ -54,10 +54,12 @@ def stream_through_spark(settings: Settings, alert_paths: list[Path], run_id: st
     t0 = time.monotonic()
     from fink_core.catalogues import load_default_catalogues
     from fink_core.pipeline import enriched_stream
+    from fink_core.provenance import Provenance
 
     raw = stream.read_kafka(spark, bootstrap, topic_in)
-    decoded = enriched_stream(spark, raw, load_default_catalogues(settings.catalogue_dir())) \
-        .select(*SHOWN)
+    catalogues = load_default_catalogues(settings.catalogue_dir())
+    decoded = enriched_stream(spark, raw, catalogues,
+                              Provenance.from_settings(settings, catalogues)).select(*SHOWN)
     query = (stream.to_kafka_json(decoded, "alert_id").writeStream.format("kafka")
              .option("kafka.bootstrap.servers", bootstrap)
              .option("topic", topic_out)

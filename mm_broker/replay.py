@@ -8,6 +8,12 @@ configuration give the same bytes (after the records are sorted).
 Outputs in ``DIR``: ``counterparts.jsonl`` (one association record per line, in
 emission order), ``summary.json`` (counts per event and per status, what happened to
 every notice and how many alerts were read).
+
+Every record carries the provenance of the replay
+(:class:`fink_core.provenance.Provenance`): ``mm_broker_version``, ``config_hash``,
+``catalogue_versions`` (the catalogues the alerts were annotated with) and
+``rule_versions`` (quality cuts, classification, coincidence rules); the summary
+repeats them.
 """
 
 from __future__ import annotations
@@ -15,11 +21,11 @@ from __future__ import annotations
 import json
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -28,6 +34,9 @@ from mm_broker import __version__
 from mm_broker.config import Settings
 from mm_broker.dataset import restore_embedded_skymap
 from mm_broker.models import Notice, Region
+
+if TYPE_CHECKING:
+    from fink_core.catalogues import Catalogue
 
 log = logging.getLogger(__name__)
 
@@ -92,20 +101,29 @@ def load_notices(paths: Iterable[str | Path], settings: Settings,
     return steps, rejected
 
 
+def load_catalogues(catalogue_dir: Path | None) -> list[Catalogue]:
+    """The default catalogues of ``catalogue_dir`` (none if it is not a folder)."""
+    from fink_core.catalogues import load_default_catalogues
+
+    return load_default_catalogues(catalogue_dir) if catalogue_dir and catalogue_dir.is_dir() \
+        else []
+
+
 def load_alerts(paths: Iterable[str | Path], catalogue_dir: Path | None = None,
+                catalogues: Sequence[Catalogue] | None = None,
                 ) -> tuple[pd.DataFrame, dict[str, int], dict[str, dict[str, Any]]]:
     """Read alert files into the engine's frame, sorted by observation time.
 
-    Returns the frame, counts, and per alert id the values a follow-up facility
-    needs with a counterpart (photometry, classification, catalogue matches).
+    Alerts are annotated with ``catalogues`` when given, else with those of
+    ``catalogue_dir`` (:func:`load_catalogues`). Returns the frame, counts, and per
+    alert id the values a follow-up facility needs with a counterpart (photometry,
+    classification, catalogue matches).
     """
     from fink_core.annotate import annotate
-    from fink_core.catalogues import load_default_catalogues
     from fink_core.decode import read_alert_files
 
     df = read_alert_files(list(paths))
-    cats = load_default_catalogues(catalogue_dir) if catalogue_dir and catalogue_dir.is_dir() \
-        else []
+    cats = list(catalogues) if catalogues is not None else load_catalogues(catalogue_dir)
     df = annotate(df, cats)
     frame, counts = engine_frame(df)
     extras = alert_extras(df, [c.key for c in cats])
@@ -201,10 +219,13 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
         Draw each event's last region with its candidates to ``DIR/plots/``.
     """
     from coincidence.engine import CoincidenceEngine, EventMeta
+    from fink_core.provenance import Provenance
     from publishers.publish import Publisher
 
     steps, outcomes = load_notices(notice_paths, settings)
-    alerts, alert_counts, extras = load_alerts(alert_paths, settings.catalogue_dir())
+    catalogues = load_catalogues(settings.catalogue_dir())
+    run_provenance = Provenance.from_settings(settings, catalogues)
+    alerts, alert_counts, extras = load_alerts(alert_paths, catalogues=catalogues)
     engine = CoincidenceEngine(windows=windows_from_settings(settings))
     out_dir.mkdir(parents=True, exist_ok=True)
     # VOEvent files: every VOEvent of this replay (deterministic). The network (Kafka,
@@ -221,7 +242,11 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
     published = Counter[str]()
     notices_of: dict[str, dict[int, Notice]] = defaultdict(dict)
     first_notice: dict[str, Notice] = {}
-    provenance = {"mm_broker_version": __version__, "config_hash": settings.hash()}
+    provenance = run_provenance.record_fields()
+    # A retraction names no alert: its record (retraction-v1) has no catalogue or rule
+    # versions.
+    retraction_provenance = {"mm_broker_version": run_provenance.mm_broker_version,
+                             "config_hash": run_provenance.config_hash}
 
     def enrich(a: Any) -> dict[str, Any]:
         n = notices_of[a.event_id].get(a.region_version)
@@ -277,7 +302,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
             out.status = "retracted"
             if eid in active:
                 report = publisher.retraction(_retraction_record(
-                    n, versions[eid], withdrawn, provenance,
+                    n, versions[eid], withdrawn, retraction_provenance,
                     first_notice[eid].ivorn), authored=n.issue_time)
                 published["voevents"] += len(report.voevents)
         elif eid in retracted:
@@ -306,6 +331,8 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
         for rec in records:
             fh.write(json.dumps(rec, sort_keys=True, default=str) + "\n")
     summary = _summary(records, outcomes, alert_counts, settings)
+    summary["catalogue_versions"] = run_provenance.catalogue_versions()
+    summary["rule_versions"] = run_provenance.rule_versions()
     summary["published"] = dict(published)
     if plot:
         summary["plots"] = _plots(out_dir / "plots", records, last_region, retracted)
@@ -338,12 +365,17 @@ def counterpart_record(assoc: Any, extras: dict[str, dict[str, Any]],
                        significance: dict[str, Any], provenance: dict[str, Any],
                        ) -> dict[str, Any]:
     """An association's published record: the contract fields, the alert's values
-    (``extras``), the trigger's IVORNs and significance, and provenance."""
+    (``extras``), the trigger's IVORNs and significance, and provenance.
+
+    ``provenance`` is :meth:`fink_core.provenance.Provenance.record_fields` of the run
+    (``mm_broker_version``, ``config_hash``, ``catalogue_versions``,
+    ``rule_versions``); its maps are copied into each record.
+    """
     rec: dict[str, Any] = assoc.to_record()
     rec.update(extras.get(rec["alert_id"], {}))
     rec["trigger_ivorn"], rec["notice_ivorn"] = trigger_ivorn, notice_ivorn
     rec["significance"] = _significance(significance)
-    rec.update(provenance)
+    rec.update({k: dict(v) if isinstance(v, dict) else v for k, v in provenance.items()})
     return rec
 
 

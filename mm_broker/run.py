@@ -33,17 +33,16 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
-from mm_broker import __version__
 from mm_broker.config import Settings
 from mm_broker.db.schema import associations, events, notices, region_ranges, region_tiles, regions
 from mm_broker.models import Messenger, Region, Role
@@ -140,24 +139,44 @@ class RegionSync:
 
 
 def _record(a: Any, sync: RegionSync, extras: dict[str, dict[str, Any]],
-            config_hash: str) -> dict[str, Any]:
+            provenance: dict[str, Any]) -> dict[str, Any]:
     from mm_broker.replay import counterpart_record
 
     trig, note, sig = sync.ivorns.get(a.event_id, (None, None, {}))
-    return counterpart_record(a, extras, trig, note, sig,
-                              {"mm_broker_version": __version__, "config_hash": config_hash})
+    return counterpart_record(a, extras, trig, note, sig, provenance)
+
+
+def _key(r: Mapping[str, Any]) -> tuple[str, int, str, str]:
+    return (str(r["event_id"]), int(r["region_version"]), str(r["alert_id"]), str(r["status"]))
+
+
+def _mark_published(db: Engine, keys: list[tuple[str, int, str, str]]) -> None:
+    now = datetime.now(UTC)
+    with db.begin() as conn:
+        for start in range(0, len(keys), 1000):
+            chunk = keys[start:start + 1000]
+            conn.execute(update(associations)
+                         .where(tuple_(associations.c.event_id, associations.c.region_version,
+                                       associations.c.alert_id, associations.c.status)
+                                .in_(chunk))
+                         .values(published_at=now))
 
 
 def persist_and_publish(db: Engine, records: list[dict[str, Any]],
                         publish: Callable[[list[dict[str, Any]]], Any]) -> int:
-    """Insert records; publish only those not stored before; commit after delivery."""
+    """Store records, publish those not stored before, then mark them published.
+
+    The insert commits first (``published_at`` NULL), so a record is never published
+    without a row; the row is marked once Kafka confirmed delivery. A crash in
+    between leaves the row unmarked, and :func:`republish_pending` settles it at the
+    next start. A replayed micro-batch finds its rows and publishes nothing.
+    """
     if not records:
         return 0
     now = datetime.now(UTC)
-    by_key = {(r["event_id"], int(r["region_version"]), str(r["alert_id"]), r["status"]): r
-              for r in records}
+    by_key = {_key(r): r for r in records}
+    inserted: set[tuple[str, int, str, str]] = set()
     with db.begin() as conn:
-        inserted: set[tuple[str, int, str, str]] = set()
         keys = list(by_key)
         for start in range(0, len(keys), 1000):  # one statement per thousand records
             chunk = keys[start:start + 1000]
@@ -171,39 +190,142 @@ def persist_and_publish(db: Engine, records: list[dict[str, Any]],
                 .returning(associations.c.event_id, associations.c.region_version,
                            associations.c.alert_id, associations.c.status)).all()
             inserted.update((r[0], int(r[1]), r[2], r[3]) for r in rows)
-        fresh = [by_key[k] for k in keys if k in inserted]
-        if fresh:
-            publish(fresh)
-    return len(fresh)
+    fresh_keys = [k for k in by_key if k in inserted]
+    if fresh_keys:
+        publish([by_key[k] for k in fresh_keys])
+        _mark_published(db, fresh_keys)
+    return len(fresh_keys)
+
+
+def republish_pending(db: Engine, publish: Callable[[list[dict[str, Any]]], Any],
+                      already_on_topic: Callable[[list[dict[str, Any]], datetime], set[str]],
+                      key_of: Callable[[Mapping[str, Any]], str]) -> dict[str, int]:
+    """Settle the rows a crash left between insert and confirmed delivery.
+
+    Each such record is looked for on its topic (from a little before the row was
+    created): found ones are only marked, the others are published and marked. So
+    a crash neither loses nor doubles a counterpart on the topics.
+
+    Returns
+    -------
+    dict
+        ``pending``, ``found`` on the topic, ``republished``.
+    """
+    with db.connect() as conn:
+        rows = conn.execute(select(associations.c.record, associations.c.created_at)
+                            .where(associations.c.published_at.is_(None))
+                            .order_by(associations.c.id)).all()
+    if not rows:
+        return {"pending": 0, "found": 0, "republished": 0}
+    records = [dict(r.record) for r in rows]
+    since = min(r.created_at for r in rows) - timedelta(minutes=5)
+    present = already_on_topic(records, since)
+    missing = [r for r in records if key_of(r) not in present]
+    if missing:
+        publish(missing)
+    _mark_published(db, [_key(r) for r in records])
+    log.info("pending counterparts after a restart: %d, already on the topics %d, "
+             "republished %d", len(records), len(records) - len(missing), len(missing))
+    return {"pending": len(records), "found": len(records) - len(missing),
+            "republished": len(missing)}
+
+
+def _keys_on_topics(publisher: Any, records: list[dict[str, Any]], since: datetime) -> set[str]:
+    """Keys of the counterpart messages on the topics these records go to."""
+    from publishers.consume import ConsumeError, read
+
+    producer = publisher.producer
+    conf = {k: v for k, v in producer.config.kafka.items()
+            if k.startswith(("security.", "sasl.", "ssl."))}
+    bootstrap = str(producer.config.kafka["bootstrap.servers"])
+    topics = {producer.topics.counterparts(r["messenger"], r["role"]) for r in records}
+    keys: set[str] = set()
+    for topic in sorted(topics):
+        try:
+            keys.update(m.key for m in read(topic, bootstrap, since=since, timeout=5,
+                                             client_config=conf) if m.key is not None)
+        except ConsumeError as exc:
+            if "not found" not in str(exc):
+                raise  # broker away: settle later rather than publish twice
+            log.info("%s: nothing of ours on it yet", topic)
+    return keys
+
+
+class _Supervised:
+    """A streaming query restarted from its checkpoint when it fails."""
+
+    def __init__(self, name: str, start: Callable[[], Any], initial: float,
+                 maximum: float) -> None:
+        self.name, self.start, self.initial, self.maximum = name, start, initial, maximum
+        self.query = start()
+        self.delay = initial
+        self.restarts = 0
+
+    def check(self, stop: threading.Event) -> None:
+        """Restart the query (after a back-off) if it stopped with an error."""
+        if self.query.isActive:
+            return
+        exc = self.query.exception()
+        if exc is None:
+            return
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.error("query %s failed (%s); restarting from its checkpoint in %.0f s",
+                  self.name, first[:300], self.delay)
+        if stop.wait(self.delay):
+            return
+        self.delay = min(self.delay * 2, self.maximum)
+        self.query = self.start()
+        self.restarts += 1
 
 
 def run(settings: Settings, once: bool = False, spark: Any = None,
-        name: str = "service") -> dict[str, Any]:
-    """Run the streaming service until stopped (or, with ``once``, over what the
-    alert topics hold now). Returns counts of what was done."""
+        name: str = "service", stop: threading.Event | None = None,
+        on_batch_done: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+    """Run the streaming service.
+
+    Parameters
+    ----------
+    settings : Settings
+    once : bool
+        Process what the alert topics hold now, then return.
+    spark : SparkSession, optional
+        Session to use (default: :func:`mm_broker.spark.session`).
+    name : str
+        Name of the service's checkpoint folder under ``alerts.checkpoint_uri``.
+    stop : threading.Event, optional
+        Set it to stop the service cleanly (the CLI sets it on SIGTERM/SIGINT).
+    on_batch_done : callable, optional
+        Called with a summary dict after each micro-batch (benchmarks).
+
+    Returns
+    -------
+    dict
+        Counts of what was done: alerts, associations, published, batches, restarts,
+        and the settlement of counterparts a crash left unconfirmed.
+    """
     from coincidence.archive_store import ArchiveAlertStore
     from coincidence.engine import CoincidenceEngine
     from fink_core.catalogues import load_default_catalogues
     from fink_core.pipeline import enriched_stream, start_archive, write_enriched_batch
+    from fink_core.provenance import Provenance
     from fink_core.stream import read_kafka
     from mm_broker import spark as sparkmod
     from mm_broker.db.migrate import engine_for
     from mm_broker.replay import alert_extras, engine_frame, windows_from_settings
+    from publishers import records as rec
     from publishers.publish import Publisher
 
+    stop = stop or threading.Event()
     spark = spark or sparkmod.session(settings, "mm_broker-run")
     catalogues = load_default_catalogues(settings.catalogue_dir())
+    provenance = Provenance.from_settings(settings, catalogues)
     topics = ",".join(settings.get("alerts.topics"))
     bootstrap = str(settings.get("kafka.bootstrap"))
+    source = sparkmod.kafka_source_options(settings)
     max_offsets = int(settings.get("alerts.max_offsets_per_trigger"))
     trigger = {"availableNow": True} if once else \
         {"processingTime": str(settings.get("alerts.trigger"))}
     checkpoints = f"{settings.checkpoint_uri()}/{name}"
-    # The raw archive is its own query (no decoding); the enriched archive is written by
-    # the coincidence query itself (write_enriched_batch), so each alert is decoded once.
-    queries = start_archive(spark, read_kafka(spark, bootstrap, topics, max_offsets=max_offsets),
-                            catalogues, settings.archive_uri(), checkpoints, trigger,
-                            enriched=False)
     keys = [c.key for c in catalogues]
 
     db = engine_for(settings)
@@ -211,20 +333,36 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
                               windows=windows_from_settings(settings))
     sync = RegionSync(db, coinc)
     publisher = Publisher.from_settings(settings)
-    config_hash = settings.hash()
-    counts = {"alerts": 0, "associations": 0, "published": 0, "batches": 0}
-    # The engine starts from the store's regions; its alerts come from the archive.
+    record_provenance = provenance.record_fields()
+    counts: dict[str, Any] = {"alerts": 0, "associations": 0, "published": 0, "batches": 0,
+                              "restarts": 0}
 
     def publish(recs: list[dict[str, Any]]) -> None:
         report = publisher.counterparts(recs, authored=datetime.now(UTC), wait=True)
-        if report.kafka is not None and report.kafka.failed:
-            raise RuntimeError(f"{report.kafka.failed} counterparts not delivered")
+        if report.kafka is not None and (report.kafka.failed or report.kafka.pending):
+            raise RuntimeError(f"{len(report.kafka.failed)} counterparts not delivered, "
+                               f"{report.kafka.pending} unconfirmed")
 
     lock = threading.Lock()  # the engine is used by the batches and the region watcher
+    # Counterparts a crash (or a failed delivery) left between insert and confirmed
+    # delivery are settled before anything else is emitted: at the start, and again
+    # after any failure to publish.
+    unsettled = [True]
+    counts["settled"] = {"pending": 0, "found": 0, "republished": 0}
 
     def emit(emitted: list[Any], extras: dict[str, dict[str, Any]]) -> int:
-        recs = [_record(a, sync, extras, config_hash) for a in emitted]
-        n = persist_and_publish(db, recs, publish)
+        if unsettled[0]:
+            done = republish_pending(
+                db, publish, lambda recs, since: _keys_on_topics(publisher, recs, since),
+                rec.counterpart_key)
+            counts["settled"] = {k: counts["settled"][k] + v for k, v in done.items()}
+            unsettled[0] = False
+        recs = [_record(a, sync, extras, record_provenance) for a in emitted]
+        try:
+            n = persist_and_publish(db, recs, publish)
+        except Exception:
+            unsettled[0] = True
+            raise
         counts["associations"] += len(recs)
         counts["published"] += n
         return n
@@ -251,14 +389,30 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
         counts["batches"] += 1
         log.info("batch %d: %d alerts, %d associations, %d published", batch_id, len(pdf),
                  len(emitted), n)
+        if on_batch_done is not None:
+            on_batch_done({"batch_id": batch_id, "alerts": len(pdf),
+                           "associations": len(emitted), "published": n})
 
-    enriched = enriched_stream(spark, read_kafka(spark, bootstrap, topics,
-                                                 max_offsets=max_offsets), catalogues)
-    coinc_q = (enriched.writeStream.foreachBatch(on_batch)
-               .option("checkpointLocation", f"{checkpoints}/coincidence")
-               .trigger(**trigger).queryName("coincidence").start())
-    queries.append(coinc_q)
-    stop = threading.Event()
+    def start_raw() -> Any:
+        return start_archive(spark, read_kafka(spark, bootstrap, topics, max_offsets=max_offsets,
+                                               options=source),
+                             catalogues, settings.archive_uri(), checkpoints, trigger,
+                             enriched=False)[0]
+
+    def start_coincidence() -> Any:
+        # The raw archive is its own query (no decoding); the enriched archive is written
+        # by this query itself (write_enriched_batch), so each alert is decoded once.
+        enriched = enriched_stream(spark, read_kafka(spark, bootstrap, topics,
+                                                     max_offsets=max_offsets, options=source),
+                                   catalogues, provenance)
+        return (enriched.writeStream.foreachBatch(on_batch)
+                .option("checkpointLocation", f"{checkpoints}/coincidence")
+                .trigger(**trigger).queryName("coincidence").start())
+
+    backoff = (float(settings.get("alerts.restart_initial_s")),
+               float(settings.get("alerts.restart_max_s")))
+    supervised = [_Supervised("archive_raw", start_raw, *backoff),
+                  _Supervised("coincidence", start_coincidence, *backoff)]
     period = float(settings.get("alerts.region_poll_s"))
 
     def watcher() -> None:
@@ -267,21 +421,32 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
                 watch_regions()
             except OperationalError as exc:  # database away: retried at the next period
                 log.warning("region watcher: %s", str(exc).splitlines()[0])
+            except Exception:  # noqa: BLE001 - e.g. Kafka away; retried at the next period
+                log.exception("region watcher: late matches not published yet; retrying")
 
     thread = threading.Thread(target=watcher, name="region-watcher", daemon=True)
-    if not once:
-        thread.start()
     try:
-        for q in queries:
-            q.awaitTermination()
         if once:
+            for q in supervised:
+                q.query.awaitTermination()
+                exc = q.query.exception()
+                if exc is not None:
+                    raise RuntimeError(f"query {q.name} failed: {exc}")
             watch_regions()  # regions stored since the last alert batch
+        else:
+            thread.start()
+            while not stop.wait(1.0):
+                for q in supervised:
+                    q.check(stop)
     except KeyboardInterrupt:
         log.info("stopping")
     finally:
         stop.set()
-        for q in queries:
-            q.stop()
+        for q in supervised:
+            q.query.stop()
+        if thread.is_alive():
+            thread.join(timeout=30)
+        counts["restarts"] = sum(q.restarts for q in supervised)
         publisher.close()
         db.dispose()
     return counts

@@ -78,7 +78,7 @@ class PublishConfig:
     replication_factor: int = 1
     retention_ms: int = 7 * 24 * 3600 * 1000
     delivery_timeout_ms: int = 300_000
-    counterpart_schema_version: int = 1
+    counterpart_schema_version: int = 2
     retraction_schema_version: int = 1
     author_ivorn: str = "ivo://mm-broker.local/counterparts"
     reference_url: str = "ivo://mm-broker.local/counterparts"

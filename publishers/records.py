@@ -7,7 +7,11 @@ scalars turned into Python numbers) or raises :class:`InvalidRecord` naming the
 first field at fault. What is checked:
 
 * every field without a default is present (``null`` allowed only where the schema
-  has a ``null`` branch), and no field outside the schema is given;
+  has a ``null`` branch), and no field outside the schema is given — except a field
+  that a *newer* version of the same schema defines (e.g. ``catalogue_versions`` of
+  ``counterpart-v2`` given to ``counterpart-v1``): the older version has no slot for
+  it, so it is left out of the result (such fields always have a default, so a
+  reader of the newer version gets that default);
 * types: strings, integers (not booleans), finite floats (no NaN, no ±inf, also
   inside maps), booleans, enum symbols;
 * ranges of the physical quantities (:data:`RANGES`), ISO 8601 UTC times
@@ -240,20 +244,36 @@ def validate(record: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
     Returns
     -------
     dict
-        All fields of ``schema`` in schema order, defaults filled in.
+        All fields of ``schema`` in schema order, defaults filled in. Fields that only
+        newer versions of the schema define are left out.
 
     Raises
     ------
     InvalidRecord
-        Naming the first field that is missing, unknown, of the wrong type,
-        non-finite or out of range.
+        Naming the first field that is missing, unknown (in no version of the
+        schema up to the newest), of the wrong type, non-finite or out of range.
+
+    Examples
+    --------
+    ``rule_versions`` (counterpart v2) is not refused by v1; what is wrong is the
+    missing ``mission``:
+
+    >>> from publishers import schema
+    >>> r = {"event_id": "E", "messenger": "GW", "rule_versions": {"quality": "1.0.0"}}
+    >>> validate(r, schema.load("counterpart", 1))
+    Traceback (most recent call last):
+    ...
+    publishers.records.InvalidRecord: mission: missing required field
     """
     if not isinstance(record, Mapping):
         raise InvalidRecord("record", f"is a {type(record).__name__}, not a mapping")
     plan = _plan(schema.name)
-    if len(record) > len(plan) or any(k not in _names(schema.name) for k in record):
-        unknown = sorted(k for k in record if k not in _names(schema.name))
-        raise InvalidRecord(str(unknown[0]), f"unknown field, not in {schema.name}")
+    names = _names(schema.name)
+    if len(record) > len(plan) or any(k not in names for k in record):
+        newer = _newer_names(schema.kind, schema.version)
+        unknown = sorted(k for k in record if k not in names and k not in newer)
+        if unknown:
+            raise InvalidRecord(str(unknown[0]), f"unknown field, not in {schema.name}")
     out: dict[str, Any] = {}
     for f in plan:
         name = f.name
@@ -280,6 +300,15 @@ def validate(record: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
 @cache
 def _names(schema_name: str) -> frozenset[str]:
     return frozenset(f.name for f in _plan(schema_name))
+
+
+@cache
+def _newer_names(kind: str, version: int) -> frozenset[str]:
+    """Fields defined by versions of ``kind`` newer than ``version`` (and not by it)."""
+    from publishers.schema import load, versions
+
+    names = {f["name"] for v in versions(kind) if v > version for f in load(kind, v).fields}
+    return frozenset(names - {f["name"] for f in load(kind, version).fields})
 
 
 def counterpart_key(record: Mapping[str, Any]) -> str:

@@ -32,6 +32,7 @@ from sqlalchemy import (
                         Table,
                         Text,
                         UniqueConstraint,
+                        text,
 )
 from sqlalchemy.dialects.postgresql import INT8RANGE, JSONB
 
@@ -140,7 +141,10 @@ associations = Table(
     Column("status", String(16), nullable=False, comment="candidate | withdrawn"),
     Column("record", JSONB, nullable=False, comment="the published counterpart record"),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True,
+           comment="Kafka confirmed delivery; NULL: inserted, publication not confirmed"),
     UniqueConstraint("event_id", "region_version", "alert_id", "status",
                      name="uq_associations_key"),
     Index("ix_associations_event", "event_id", "region_version"),
+    Index("ix_associations_unpublished", "id", postgresql_where=text("published_at IS NULL")),
 )

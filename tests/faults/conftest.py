@@ -2,8 +2,9 @@
 
 The faults (SIGKILL of Kafka, PostgreSQL stopped, Comet restarted) are injected into a
 second set of services with its own state directory and ports, so the services the
-rest of the suite uses are never touched. ``MM_FAULT_PORT_SHIFT`` moves every port of
-that set (for two checkouts testing at once on one machine).
+rest of the suite uses are never touched. The set's ports and state directory are
+chosen per test process (``MM_FAULT_PORT_SHIFT`` fixes them), so two test runs on one
+machine never inject faults into each other's services.
 """
 
 from __future__ import annotations
@@ -21,25 +22,28 @@ REPO = Path(__file__).resolve().parents[2]
 
 def fault_environ() -> dict[str, str]:
     """MM_* variables of the private fault-test services."""
-    shift = int(os.environ.get("MM_FAULT_PORT_SHIFT", "0"))
-    kafka = 59292 + shift
-    return {"MM_STATE_DIR": str(REPO / ".mm" / "faults-test"),
-            "MM_POSTGRES__PORT": str(55632 + shift),
+    shift = int(os.environ.get("MM_FAULT_PORT_SHIFT", str(2 * (os.getpid() % 450))))
+    kafka = 45000 + shift
+    return {"MM_STATE_DIR": str(REPO / ".mm" / f"faults-{shift}"),
+            "MM_POSTGRES__PORT": str(44000 + shift),
             "MM_KAFKA__PORT": str(kafka), "MM_KAFKA__CONTROLLER_PORT": str(kafka + 1),
             "MM_KAFKA__BOOTSTRAP": f"127.0.0.1:{kafka}",
-            "MM_COMET__RECEIVE_PORT": str(58398 + shift),
-            "MM_COMET__BROADCAST_PORT": str(58399 + shift)}
+            "MM_COMET__RECEIVE_PORT": str(46000 + shift),
+            "MM_COMET__BROADCAST_PORT": str(46001 + shift)}
 
 
 @pytest.fixture(scope="session")
 def fault_services() -> Iterator[config.Settings]:
     """Private PostgreSQL, Kafka and Comet (started here, stopped at the end)."""
+    import shutil
+
     settings = config.load(environ={**os.environ, **fault_environ()})
     try:
         services.up(settings)
         yield settings
     finally:
         services.down(settings)
+        shutil.rmtree(settings.state_dir, ignore_errors=True)
 
 
 @pytest.fixture

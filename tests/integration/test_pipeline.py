@@ -76,3 +76,15 @@ def test_all_real_alerts_archived_once_across_a_restart(running: config.Settings
                                      "fast_transient", "sn_like", "unknown"}
     # Partitions: night from the observation time, coarse HEALPix cell from ipix29.
     assert (good["hpx1"].astype(int) == (good["ipix29"].astype("int64") // 4**28)).all()
+    # Provenance on every row, the corrupt payload's included: this run's version,
+    # configuration hash, catalogue and rule versions.
+    from fink_core.catalogues import load_default_catalogues
+    from fink_core.provenance import Provenance
+    from mm_broker import __version__
+
+    expected = Provenance.from_settings(
+        settings, load_default_catalogues(settings.catalogue_dir())).columns()
+    assert expected["prov_mm_broker_version"] == __version__
+    assert expected["prov_config_hash"] == settings.hash() != config.load(environ={}).hash()
+    for column, value in expected.items():
+        assert enriched[column].tolist() == [value] * len(enriched), column

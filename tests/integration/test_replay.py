@@ -86,6 +86,46 @@ def test_every_record_has_the_contract_fields(night: tuple[Path, dict]) -> None:
     assert summary["counterparts"]["candidate"] == len(recs)
 
 
+def test_records_carry_the_catalogue_and_rule_versions(night: tuple[Path, dict],
+                                                       data_dir: Path) -> None:
+    """Every record names the catalogues and rule sets that produced it, the same
+    versions an enriched alert of the same run carries."""
+    import coincidence.rules
+    import fink_core.classify
+    import fink_core.quality
+    from fink_core.pipeline import enrich
+    from fink_core.provenance import Provenance
+    from mm_broker import __version__
+    from mm_broker.replay import load_catalogues
+
+    out, summary = night
+    settings = config.load()
+    catalogues = load_catalogues(settings.catalogue_dir())
+    assert catalogues
+    payloads = [p.read_bytes() for p in
+                sorted((data_dir / "alerts/ztf/avro/20180626_skyportal").glob("*.avro"))]
+    row = enrich(payloads, catalogues,
+                 provenance=Provenance.from_settings(settings, catalogues)).iloc[0]
+    alert_catalogues = json.loads(row["prov_catalogues"])
+    rules = {"quality": fink_core.quality.RULES_VERSION,
+             "classification": fink_core.classify.RULES_VERSION,
+             "coincidence": coincidence.rules.RULES_VERSION}
+    assert json.loads(row["prov_rules"]) == rules
+    assert set(alert_catalogues) == {c.key for c in catalogues}
+    recs = _records(out)
+    assert recs
+    for r in recs:
+        assert r["catalogue_versions"] == alert_catalogues
+        assert r["rule_versions"] == rules
+        assert r["mm_broker_version"] == __version__ == row["prov_mm_broker_version"]
+        assert r["config_hash"] == settings.hash() == row["prov_config_hash"]
+    assert summary["catalogue_versions"] == alert_catalogues
+    assert summary["rule_versions"] == rules
+    # The records are valid for the newest counterpart schema (none left out of the
+    # VOEvents).
+    assert summary["published"].get("records_refused", 0) == 0
+
+
 def test_replay_is_deterministic(night: tuple[Path, dict], data_dir: Path,
                                  tmp_path: Path) -> None:
     out, _ = night

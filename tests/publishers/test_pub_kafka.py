@@ -75,15 +75,15 @@ def test_records_decode_with_the_schema_file_keys_unique_test_events_apart(
     assert report.refused == [] and report.failed == []
     assert report.sent == report.delivered == len(science) + len(tests)
     topics = Topics(pconf.topic_prefix)
-    expected = {rec.counterpart_key(r): rec.validate({**pconf.provenance, **r},
-                                                     sch.load("counterpart"))
+    written = sch.load("counterpart", pconf.counterpart_schema_version)
+    expected = {rec.counterpart_key(r): rec.validate({**pconf.provenance, **r}, written)
                 for r in science + tests}
     seen: dict[str, dict] = {}
     for messenger in ("GW", "GRB", "NU", "X"):
         for role in ("observation", "test"):
             topic = topics.counterparts(messenger, role)
             for item in _read(pconf, topic):
-                assert item.schema == "mm_broker.counterpart/1"
+                assert item.schema == written.name
                 assert item.key not in seen, f"duplicate key {item.key}"
                 seen[item.key] = item.record
                 # Test events only on .test. topics, science only on science topics.
@@ -91,6 +91,37 @@ def test_records_decode_with_the_schema_file_keys_unique_test_events_apart(
                 assert item.record["messenger"] == messenger
     assert seen == expected  # every record, once, with the values sent (and provenance)
     assert all(r["mm_broker_version"] and r["config_hash"] for r in seen.values())
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_provenance_maps_on_the_topics_by_schema_version(pconf: PublishConfig, data_dir: Path,
+                                                          version: int) -> None:
+    """Records carrying catalogue and rule versions are published at either schema
+    version: v2 carries the maps, v1 (no slot for them) leaves them out."""
+    from dataclasses import replace
+
+    conf = replace(pconf, counterpart_schema_version=version)
+    cats = {"gcvs": "sha256:d7ac03d87495 r=1.5arcsec"}
+    rules = {"quality": "1.0.0", "classification": "1.0.0", "coincidence": "1.0.0"}
+    eid = f"GRB:prov{version}-{uuid.uuid4().hex[:6]}"
+    recs = [{**r, "catalogue_versions": cats, "rule_versions": rules}
+            for r in real_counterparts(data_dir, eid)]
+    p = CounterpartProducer(conf)
+    try:
+        report = p.publish(recs)
+    finally:
+        assert p.close(30) == 0
+    assert report.refused == [] and report.delivered == len(recs)
+    got = _read(conf, Topics(conf.topic_prefix).counterparts("GRB", "observation"), event=eid)
+    assert len(got) == len(recs)
+    for item in got:
+        assert item.schema == f"mm_broker.counterpart/{version}"
+        if version == 2:
+            assert item.record["catalogue_versions"] == cats
+            assert item.record["rule_versions"] == rules
+        else:
+            assert "catalogue_versions" not in item.record
+            assert "rule_versions" not in item.record
 
 
 def test_bad_records_are_refused_and_the_rest_of_the_batch_goes(
@@ -113,7 +144,8 @@ def test_bad_records_are_refused_and_the_rest_of_the_batch_goes(
     assert "p_chance: nan is not a finite number" in reasons[1]
     assert "dec: inf is not a finite number" in reasons[2]
     assert "credible_level: 1.7 is outside [0.0, 1.0]" in reasons[3]
-    assert "cannot be encoded with mm_broker.counterpart/1" in reasons[4]
+    assert f"cannot be encoded with mm_broker.counterpart/{pconf.counterpart_schema_version}" \
+        in reasons[4]
     got = _read(pconf, Topics(pconf.topic_prefix).counterparts("GRB", "observation"), event=eid)
     assert sorted(i.record["alert_id"] for i in got) == sorted(r["alert_id"] for r in good)
 
