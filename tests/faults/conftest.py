@@ -33,6 +33,12 @@ def fault_environ() -> dict[str, str]:
 
 
 @pytest.fixture(scope="session")
+def fault_env() -> dict[str, str]:
+    """The MM_* variables of the private services (for subprocesses)."""
+    return fault_environ()
+
+
+@pytest.fixture(scope="session")
 def fault_services() -> Iterator[config.Settings]:
     """Private PostgreSQL, Kafka and Comet (started here, stopped at the end)."""
     import shutil

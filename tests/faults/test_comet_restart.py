@@ -95,17 +95,6 @@ NEW_SUBSCRIBER = re.compile(r"New subscriber at IPv4Address\(type='TCP', host='[
                             r"port=(\d+)\)")
 
 
-def _fault_environ(request: pytest.FixtureRequest) -> dict[str, str]:
-    """``fault_environ()`` of this folder's conftest (the loaded plugin module: conftest
-    files are not importable by a unique name)."""
-    here = str(Path(__file__).with_name("conftest.py"))
-    for plugin in request.config.pluginmanager.get_plugins():
-        if getattr(plugin, "__file__", None) == here:
-            environ: dict[str, str] = plugin.fault_environ()
-            return environ
-    raise RuntimeError(f"{here} is not loaded")
-
-
 def _payload(data_dir: Path, rel: str, run: str) -> bytes:
     """The real file, bytes made unique per run by a trailing comment (IVORN unchanged)."""
     return ((data_dir / rel).read_bytes().rstrip()
@@ -187,7 +176,7 @@ def _tail(path: Path, n: int = 2500) -> str:
 
 def test_comet_restart_loses_nothing_acknowledged(fault_db: config.Settings, data_dir: Path,
                                                   tmp_path: Path,
-                                                  request: pytest.FixtureRequest) -> None:
+                                                  fault_env: dict[str, str]) -> None:
     t_start = time.monotonic()
     run = uuid.uuid4().hex[:12]
     comet = Comet(fault_db)
@@ -203,7 +192,7 @@ def test_comet_restart_loses_nothing_acknowledged(fault_db: config.Settings, dat
     # test; it talks to the private PostgreSQL and to the fresh database. Its
     # reconnection delay is capped at BACKOFF_MAX_S (listeners/vtp.py), so it is back
     # within about that long once Comet listens again.
-    env = {**os.environ, **_fault_environ(request),
+    env = {**os.environ, **fault_env,
            "MM_POSTGRES__DATABASE": str(fault_db.get("postgres.database")),
            "MM_STATE_DIR": str(tmp_path / "listener-state"),
            "MM_LISTEN__BACKOFF_MAX_S": str(BACKOFF_MAX_S)}
