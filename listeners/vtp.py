@@ -106,6 +106,17 @@ def run(settings: Settings, remote: str, local_ivo: str | None = None) -> None:
     SIGTERM (twistd handles the signal and stops the reactor cleanly)."""
     from twisted.scripts import twistd
 
+    from listeners.daemon import log_result
+    from mm_broker.db.migrate import engine_for
+    from mm_broker.ingest import recover_pending
+
+    # Payloads journaled but not processed before a crash (as the other daemons do).
+    engine = engine_for(settings)
+    try:
+        for pending in recover_pending(engine, Limits.from_settings(settings)):
+            log_result("vtp", "recovered", pending)
+    finally:
+        engine.dispose()
     _patch(settings, remote)
     state = settings.state_dir / "vtp"
     state.mkdir(parents=True, exist_ok=True)

@@ -164,7 +164,8 @@ def _log_text(state_dir: Path, since: Mapping[Path, int]) -> Iterator[tuple[str,
 
 def test_secrets_are_read_from_env_and_file_and_never_printed(secrets: Secrets) -> None:
     """In a fresh process: the configuration finds every secret (file or environment),
-    uses them where they belong, and the printable configuration holds none."""
+    uses them where they belong (database URL, Kafka clients, Spark's Kafka source),
+    and the printable configuration holds none."""
     probe = (
         "import hashlib, json\n"
         "from sqlalchemy.engine import make_url\n"
@@ -172,7 +173,16 @@ def test_secrets_are_read_from_env_and_file_and_never_printed(secrets: Secrets) 
         "from publishers.config import kafka_client_config\n"
         "s = config.load()\n"
         "h = lambda v: v and hashlib.sha256(v.encode()).hexdigest()\n"
+        "from mm_broker.spark import kafka_source_options\n"
         "k = kafka_client_config(s)\n"
+        "o = kafka_source_options(s)\n"
+        "assert o['kafka.security.protocol'] == 'SASL_SSL', o['kafka.security.protocol']\n"
+        "assert o['kafka.sasl.mechanism'] == 'PLAIN'\n"
+        "jaas = o['kafka.sasl.jaas.config']\n"
+        "assert jaas.startswith('org.apache.kafka.common.security.plain.PlainLoginModule "
+        "required username=\"'), jaas[:60]\n"
+        "assert jaas == jaas.split(' username=')[0] + ' username=\"' + k['sasl.username'] + "
+        "'\" password=\"' + k['sasl.password'] + '\";'\n"
         "print(json.dumps({'postgres_password': h(make_url(s.database_url()).password),\n"
         "  'kafka_user': h(k.get('sasl.username')), 'kafka_password': h(k.get('sasl.password')),\n"
         "  'gcn_client_id': h(config.secret(s.get('gcn.client_id_env'))),\n"
