@@ -95,7 +95,9 @@ class ArchiveAlertStore:
         table = dataset.to_table(columns=columns, filter=expr & ds.field("ipix29").is_valid())
         if table.num_rows == 0:
             return AlertBatch.empty()
-        frame = table.to_pandas()
+        # An alert twice (a compaction between its rename and its deletions, see
+        # fink_core.compact) is one alert.
+        frame = table.to_pandas().drop_duplicates("alert_id", ignore_index=True)
         ipix = frame["ipix29"].to_numpy(dtype=np.int64)
         order = np.argsort(ipix, kind="stable")
         ipix = ipix[order]

@@ -8,6 +8,7 @@ stays fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -129,6 +130,18 @@ def _alerts(args: argparse.Namespace, settings: configmod.Settings) -> int:
                           "failed": report.failed, "seconds": round(report.seconds, 3),
                           "rate_per_s": round(report.rate, 1)}))
         return 0 if report.failed == 0 else 1
+    if args.action == "compact":
+        from fink_core import compact
+
+        try:
+            report = compact.compact(settings.archive_uri(), settings.checkpoint_uri(),
+                                     service=args.service, nights=args.night or None,
+                                     min_age_days=args.min_age_days)
+        except compact.CompactionError as exc:
+            print(f"mm-broker alerts compact: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(dataclasses.asdict(report)))
+        return 0
     from fink_core import runner
 
     counts = runner.archive(settings, topics=args.topic and [args.topic],
@@ -205,13 +218,23 @@ def parser() -> argparse.ArgumentParser:
     n.set_defaults(func=_notices_ingest)
 
     al = sub.add_parser("alerts", help="alert streams: simulator and archive pipeline")
-    al.add_argument("action", choices=["send", "archive"])
+    al.add_argument("action", choices=["send", "archive", "compact"],
+                    help="send: produce alert files to Kafka; archive: the archive "
+                         "pipeline; compact: merge the enriched archive's committed "
+                         "files into one per night and sky cell")
     al.add_argument("paths", nargs="*", help="alert files or folders (send)")
     al.add_argument("--topic", help="Kafka topic (default: first of [alerts] topics)")
     al.add_argument("--rate", type=float, default=None, help="alerts per second (send)")
     al.add_argument("--repeat", type=int, default=1, help="passes over the files (send)")
     al.add_argument("--once", action="store_true",
                     help="archive what is in the topics now, then stop (archive)")
+    al.add_argument("--night", action="append",
+                    help="compact only this night, YYYYMMDD (repeatable; compact)")
+    al.add_argument("--min-age-days", type=float, default=1.0,
+                    help="compact nights at least this old (default 1; compact)")
+    al.add_argument("--service", default="service",
+                    help="checkpoint folder of the `run` service writing the archive "
+                         "(compact)")
     al.set_defaults(func=_alerts)
 
     li = sub.add_parser("listen", help="run a notice daemon in the foreground")
