@@ -134,13 +134,13 @@ def _alerts(args: argparse.Namespace, settings: configmod.Settings) -> int:
         from fink_core import compact
 
         try:
-            report = compact.compact(settings.archive_uri(), settings.checkpoint_uri(),
+            merged = compact.compact(settings.archive_uri(), settings.checkpoint_uri(),
                                      service=args.service, nights=args.night or None,
                                      min_age_days=args.min_age_days)
         except compact.CompactionError as exc:
             print(f"mm-broker alerts compact: {exc}", file=sys.stderr)
             return 1
-        print(json.dumps(dataclasses.asdict(report)))
+        print(json.dumps(dataclasses.asdict(merged)))
         return 0
     from fink_core import runner
 
