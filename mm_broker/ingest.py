@@ -265,15 +265,17 @@ def _store(conn: Connection, journal_id: int, notice: Notice, region: Region | N
     now = datetime.now(UTC)
     messenger = str(notice.messenger)
     start, end = limits.window(messenger, notice.trigger_time)
+    # Two listeners (GCN and VTP, say) may store notices of a new event at the same
+    # moment: the insert waits for the other's commit and then does nothing, and the
+    # row lock below serialises everything that follows (versions, active region).
+    conn.execute(pg_insert(events).values(
+        event_id=notice.event_id, messenger=messenger, mission=notice.mission,
+        instrument=notice.instrument, role=str(notice.role),
+        trigger_time=notice.trigger_time, status="active", active_region_id=None,
+        window_start=start, window_end=end, updated_at=now,
+    ).on_conflict_do_nothing(index_elements=[events.c.event_id]))
     ev = conn.execute(select(events).where(events.c.event_id == notice.event_id)
-                      .with_for_update()).one_or_none()
-    if ev is None:
-        conn.execute(insert(events).values(
-            event_id=notice.event_id, messenger=messenger, mission=notice.mission,
-            instrument=notice.instrument, role=str(notice.role),
-            trigger_time=notice.trigger_time, status="active", active_region_id=None,
-            window_start=start, window_end=end, updated_at=now))
-        ev = conn.execute(select(events).where(events.c.event_id == notice.event_id)).one()
+                      .with_for_update()).one()
 
     active = None
     if ev.active_region_id is not None:

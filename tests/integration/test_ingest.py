@@ -66,6 +66,38 @@ def test_gbm_sequence_final_position_active(engine, fresh_db, data_dir: Path) ->
     assert len(regs) >= 4  # flight(s), ground(s) and final: at least three superseded
 
 
+def test_concurrent_notices_of_a_new_event_all_stored(engine, fresh_db, data_dir: Path
+                                                     ) -> None:
+    """GCN and VTP listeners storing notices of the same new event at the same moment:
+    every payload is stored once, versions are unique, and the newest is active."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = _gbm_sequence(data_dir, GBM_TRIGGER)
+    payloads = [f.read_bytes() for f in files]
+    limits = Limits.from_settings(fresh_db)
+    with ThreadPoolExecutor(max_workers=len(payloads)) as pool:
+        results = list(pool.map(lambda raw: ingest(engine, raw, "vtp", limits=limits),
+                                payloads))
+    # The sequence's GBM Alert carries no position (a rejection with its reason);
+    # every other notice is stored, or superseded by a newer one, none lost to the race.
+    kept = [r for r in results if r.status in ("stored", "superseded")]
+    others = [(r.status, r.reason) for r in results if r not in kept]
+    assert all(st == "rejected" and (why or "").startswith("no_position")
+               for st, why in others), others
+    assert len(kept) >= 8 and len(others) <= 1
+    assert all(r.reason is None or r.reason.startswith("older") for r in kept)
+    event_id = kept[0].notice.event_id
+    with engine.connect() as conn:
+        statuses = conn.execute(select(raw_journal.c.status)).scalars().all()
+        regs = conn.execute(select(regions.c.version, regions.c.status, notices.c.issue_time)
+                            .join(notices, notices.c.id == regions.c.notice_id)
+                            .where(regions.c.event_id == event_id)).all()
+    assert sorted(statuses) == sorted(r.status for r in results)  # none left 'received'
+    assert sorted(r.version for r in regs) == list(range(1, len(kept) + 1))
+    active = [r for r in regs if r.status == "active"]
+    assert len(active) == 1 and active[0].issue_time == max(r.issue_time for r in regs)
+
+
 def test_late_older_notice_never_replaces_newer(engine, fresh_db, data_dir: Path) -> None:
     files = _gbm_sequence(data_dir, GBM_TRIGGER)
     final = next(p for p in files if "fin_pos" in p.name)
