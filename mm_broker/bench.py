@@ -8,8 +8,11 @@ them (``notices``: PostgreSQL), never inside the test suite.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 import statistics
+import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -21,6 +24,8 @@ import pandas as pd
 from sqlalchemy import delete, select
 
 from mm_broker.config import Settings
+
+log = logging.getLogger("mm_broker.bench")
 
 #: Real notices used by ``bench notices``, relative to the data directory.
 CIRCLE_NOTICE = "notices/swift/BAT_GRB_Pos_655721-214.xml"
@@ -236,112 +241,387 @@ def bench_retro(settings: Settings, n_alerts: int = 10_000_000) -> dict[str, Any
 
 
 LATENCY_ALERT = "alerts/ztf/avro/20181129_fink-alert-simulator/697251920115015007.avro"
+EP_WXT_SCHEMA = ("https://gcn.nasa.gov/schema/main/gcn/notices/einstein_probe/wxt/"
+                 "alert.schema.json")
+CUTOUT_FIELDS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
+#: Name of the service's checkpoint folder (``mm-broker run`` uses the default).
+SERVICE_NAME = "service"
 
 
-def _alert_copies(template: Path, n: int, base: int) -> list[tuple[bytes, bytes]]:
-    """``n`` copies of a real ZTF alert with new candids (Avro container bytes)."""
-    import io
+def _zigzag_varint(value: int) -> bytes:
+    """Avro's encoding of a long: zig-zag, then base-128 varint."""
+    z = (value << 1) ^ (value >> 63)
+    out = bytearray()
+    while True:
+        byte, z = z & 0x7F, z >> 7
+        if not z:
+            out.append(byte)
+            return bytes(out)
+        out.append(byte | 0x80)
 
-    import fastavro
 
-    reader = fastavro.reader(io.BytesIO(template.read_bytes()))
-    schema = reader.writer_schema
-    rec: Any = next(reader)
-    parsed = fastavro.parse_schema(schema)
-    out = []
-    for i in range(n):
-        rec["candid"] = base + i
-        rec["candidate"]["candid"] = base + i
+def _jd_datetime(jd: float) -> datetime:
+    return datetime(2000, 1, 1, 12, tzinfo=UTC) + timedelta(days=jd - 2451545.0)
+
+
+class _AlertTemplate:
+    """Copies of one real ZTF alert (an Avro container, as ZTF sends it on Kafka) that
+    differ in ``candid``, ``objectId`` and position.
+
+    fastavro's writer takes about 2 ms per 66 kB alert, too slow to produce 1,700
+    alerts/s from one thread; here a copy is the template's bytes with those fields
+    overwritten in place (same lengths: 9-byte candid varints, objectIds of the
+    template's length, 8-byte doubles), a few microseconds. The offsets are found by
+    encoding the template once with sentinel values, and a first copy is decoded back
+    as a check. ``cutouts=False`` empties the three cutout stamps (~41 kB: the broker
+    never reads them; see ``bench_soak``).
+    """
+
+    _CANDID = 2**56 + 987_654_321  # 9 bytes, like every candid in [2**55, 2**62)
+    _RA, _DEC = 123.45678901234567, -12.345678901234567
+
+    def __init__(self, path: Path, cutouts: bool = True) -> None:
+        import io
+        import struct
+
+        import fastavro
+
+        reader = fastavro.reader(io.BytesIO(path.read_bytes()))
+        rec: Any = next(reader)
+        cand = rec["candidate"]
+        self.object_id = str(rec["objectId"])
+        self.ra, self.dec = float(cand["ra"]), float(cand["dec"])
+        self.jd, self.first_jd = float(cand["jd"]), float(cand["jdstarthist"])
+        rec["candid"] = cand["candid"] = self._CANDID
+        cand["ra"], cand["dec"] = self._RA, self._DEC
+        sentinel_oid = "~" * len(self.object_id)
+        rec["objectId"] = sentinel_oid
+        if not cutouts:
+            for name in CUTOUT_FIELDS:
+                if rec.get(name):
+                    rec[name]["stampData"] = b""
         buf = io.BytesIO()
-        fastavro.writer(buf, parsed, [rec], codec="null")
-        out.append((str(base + i).encode(), buf.getvalue()))
-    return out
+        fastavro.writer(buf, fastavro.parse_schema(reader.writer_schema), [rec], codec="null")
+        self.data = buf.getvalue()
+
+        def where(needle: bytes, count: int) -> list[int]:
+            found, at = [], self.data.find(needle)
+            while at >= 0:
+                found.append(at)
+                at = self.data.find(needle, at + 1)
+            if len(found) != count:
+                raise RuntimeError(f"{path.name}: sentinel found {len(found)} times, "
+                                   f"expected {count}")
+            return found
+
+        self._candid_at = where(_zigzag_varint(self._CANDID), 2)
+        [self._ra_at] = where(struct.pack("<d", self._RA), 1)
+        [self._dec_at] = where(struct.pack("<d", self._DEC), 1)
+        [self._oid_at] = where(sentinel_oid.encode(), 1)
+        self._pack = struct.Struct("<d").pack
+        check = fastavro.reader(io.BytesIO(self.copy(10**17 + 1, "ZTF00zzzzzzz"[:len(
+            self.object_id)], 1.5, -2.5)))
+        got: Any = next(check)
+        if (got["candid"], got["candidate"]["candid"], got["candidate"]["ra"],
+                got["candidate"]["dec"]) != (10**17 + 1, 10**17 + 1, 1.5, -2.5):
+            raise RuntimeError(f"{path.name}: patched copy does not decode as written")
+
+    def object_id_for(self, i: int) -> str:
+        """A distinct objectId of the template's length for copy ``i`` (``ZTF26…``)."""
+        width = len(self.object_id) - 5
+        letters = []
+        for _ in range(width):
+            i, r = divmod(i, 26)
+            letters.append(chr(97 + r))
+        return "ZTF26" + "".join(reversed(letters))
+
+    def copy(self, candid: int, object_id: str | None = None, ra: float | None = None,
+             dec: float | None = None) -> bytes:
+        """The template's bytes with these values (``None``: the real alert's)."""
+        varint = _zigzag_varint(candid)
+        if len(varint) != 9:
+            raise ValueError(f"candid {candid} is not in [2**55, 2**62)")
+        oid = (self.object_id if object_id is None else object_id).encode()
+        if len(oid) != len(self.object_id):
+            raise ValueError(f"objectId {object_id!r} is not {len(self.object_id)} bytes")
+        out = bytearray(self.data)
+        for at in self._candid_at:
+            out[at:at + 9] = varint
+        out[self._oid_at:self._oid_at + len(oid)] = oid
+        out[self._ra_at:self._ra_at + 8] = self._pack(self.ra if ra is None else ra)
+        out[self._dec_at:self._dec_at + 8] = self._pack(self.dec if dec is None else dec)
+        return bytes(out)
+
+
+def _ep_notice(ident: str, t0: datetime, ra: float, dec: float, radius: float) -> bytes:
+    """An Einstein Probe WXT notice (GCN JSON): a circle of 90 % radius ``radius``."""
+    return json.dumps({"$schema": EP_WXT_SCHEMA, "instrument": "WXT",
+                       "trigger_time": t0.isoformat().replace("+00:00", "Z"), "id": [ident],
+                       "ra": ra, "dec": dec, "ra_dec_error": radius}).encode()
+
+
+def _pace(producer: Any, topic: str, make: Callable[[int], tuple[bytes, bytes]], n: int,
+          rate: float, sent_at: np.ndarray, stop: threading.Event | None = None) -> int:
+    """Produce ``make(i)`` for i < n at ``rate`` messages/s (catching up in bursts when
+    late); ``sent_at[i]`` gets the wall time of each ``produce``. Returns messages sent."""
+    start = time.time()
+    i = 0
+    while i < n and not (stop is not None and stop.is_set()):
+        target = min(n, int((time.time() - start) * rate) + 1)
+        while i < target:
+            key, value = make(i)
+            try:
+                producer.produce(topic, value=value, key=key)
+            except BufferError:  # local queue full: let librdkafka deliver, then retry
+                producer.poll(0.05)
+                continue
+            sent_at[i] = time.time()
+            i += 1
+        producer.poll(0)
+        pause = start + i / rate - time.time()
+        if pause > 0:
+            time.sleep(min(pause, 0.005))
+    producer.flush(60)
+    return i
+
+
+class _CounterpartFollower(threading.Thread):
+    """Reads counterpart topics while a benchmark runs: for each message keyed
+    ``event|version|alert_id`` with ``alert_id = base + i``, the latency is the
+    message's timestamp (set when the service produced it) minus ``sent_at[i]``."""
+
+    def __init__(self, bootstrap: str, topics: list[str], sent_at: np.ndarray,
+                 base: int) -> None:
+        super().__init__(name="counterpart-follower", daemon=True)
+        self.bootstrap, self.topics, self.sent_at, self.base = bootstrap, topics, sent_at, base
+        self.stop = threading.Event()
+        self.keys: set[str] = set()
+        self.messages = 0
+        self.latency: list[tuple[float, float]] = []  # (sent at, latency s)
+        self.error: str | None = None
+
+    def run(self) -> None:
+        from confluent_kafka import Consumer
+
+        consumer = Consumer({"bootstrap.servers": self.bootstrap,
+                             "group.id": f"bench-follower-{id(self)}-{time.time_ns()}",
+                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
+        consumer.subscribe(self.topics)
+        try:
+            while not self.stop.is_set():
+                msg = consumer.poll(0.5)
+                if msg is None:
+                    continue
+                if msg.error():
+                    self.error = str(msg.error())
+                    continue
+                key = (msg.key() or b"").decode()
+                self.messages += 1
+                self.keys.add(key)
+                alert_id = key.rsplit("|", 1)[-1]
+                if not alert_id.isdigit():
+                    continue
+                i = int(alert_id) - self.base
+                if 0 <= i < len(self.sent_at) and self.sent_at[i] > 0:
+                    sent = float(self.sent_at[i])
+                    self.latency.append((sent, msg.timestamp()[1] / 1e3 - sent))
+        finally:
+            consumer.close()
+
+
+class _ScratchService:
+    """``mm-broker run`` as a subprocess on the local services, with its own scratch
+    database, alert topic, counterpart topic prefix, archive and checkpoints (under a
+    work folder), so a benchmark never mixes with the broker's own data.
+
+    ``with`` makes the database and the topics; :meth:`start` starts the service and
+    waits until both streaming queries have started. On exit the service is stopped
+    (SIGTERM, then its process group is killed after 60 s), the topics deleted, the
+    work folder removed unless it was given, and the database dropped.
+    """
+
+    def __init__(self, settings: Settings, kind: str, trigger: str,
+                 workdir: Path | None = None) -> None:
+        import uuid
+
+        self.settings, self.trigger = settings, trigger
+        self.tag = uuid.uuid4().hex[:8]
+        self.topic_in, self.prefix = f"bench.{kind}.{self.tag}", f"bench{self.tag}"
+        self.keep = workdir is not None
+        self.work = Path(workdir) if workdir is not None else \
+            settings.state_dir / "bench" / f"{kind}-{self.tag}"
+        self.bootstrap = str(settings.get("kafka.bootstrap"))
+        self.log_path = settings.state_dir / "logs" / f"bench-{kind}-{self.tag}.log"
+        self.proc: Any = None
+        self.counts: dict[str, Any] | None = None
+        self._stack: Any = None
+        self.scratch: Settings = settings
+
+    @property
+    def archive(self) -> Path:
+        return self.work / "archive"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.work / "checkpoints"
+
+    def query_folder(self, query: str) -> Path:
+        """Checkpoint folder of ``coincidence`` or ``raw`` (the raw archive)."""
+        return self.checkpoints / SERVICE_NAME / query
+
+    def counterpart_topic(self, messenger: str = "X") -> str:
+        from publishers.kafka import Topics
+
+        return Topics(self.prefix).counterparts(messenger, "observation")
+
+    def __enter__(self) -> _ScratchService:
+        from contextlib import ExitStack
+
+        from confluent_kafka.admin import AdminClient
+
+        from mm_broker.db.scratch import temporary_database
+        from publishers.config import PublishConfig
+        from publishers.kafka import Topics, ensure_topics
+
+        self._stack = ExitStack()
+        try:
+            self.scratch = self._stack.enter_context(temporary_database(self.settings,
+                                                                        "mm_bench"))
+            self.work.mkdir(parents=True, exist_ok=True)
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+            pub = PublishConfig.from_settings(self.settings)
+            admin = AdminClient(dict(pub.kafka))
+            ensure_topics(admin, [self.topic_in], int(self.settings.get("kafka.partitions")),
+                          pub.replication_factor, pub.retention_ms)
+            ensure_topics(admin, Topics(self.prefix).all(), pub.partitions,
+                          pub.replication_factor, pub.retention_ms)
+        except BaseException:
+            self._cleanup()
+            raise
+        return self
+
+    def ingest(self, payload: bytes) -> Any:
+        """Store a notice in the scratch database, as a listener would."""
+        from mm_broker.db.migrate import engine_for
+        from mm_broker.ingest import Limits, ingest
+
+        db = engine_for(self.scratch)
+        try:
+            result = ingest(db, payload, "bench", None, limits=Limits.from_settings(
+                self.scratch))
+        finally:
+            db.dispose()
+        if result.status != "stored":
+            raise RuntimeError(f"bench notice not stored: {result.status} {result.reason}")
+        return result
+
+    def start(self, timeout: float = 240.0) -> float:
+        """Start the service; return the seconds until both queries had started."""
+        import subprocess
+        import sys
+
+        env = {**os.environ, "MM_POSTGRES__DATABASE": str(self.scratch.get("postgres.database")),
+               "MM_ALERTS__TOPICS": json.dumps([self.topic_in]),
+               "MM_PUBLISH__TOPIC_PREFIX": self.prefix, "MM_ALERTS__TRIGGER": self.trigger,
+               "MM_ALERTS__ARCHIVE_URI": self.archive.as_uri(),
+               "MM_ALERTS__CHECKPOINT_URI": self.checkpoints.as_uri()}
+        t0 = time.time()
+        with open(self.log_path, "wb") as log_file:  # the child keeps its own descriptor
+            self.proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "run"],
+                                         env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        marks = [self.query_folder(q) / "metadata" for q in ("coincidence", "raw")]
+        while not all(m.exists() for m in marks):
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"mm-broker run exited ({self.proc.returncode}) before "
+                                   f"its queries started; see {self.log_path}")
+            if time.time() - t0 > timeout:
+                raise RuntimeError(f"mm-broker run: queries not started after {timeout:.0f} s;"
+                                   f" see {self.log_path}")
+            time.sleep(0.5)
+        return time.time() - t0
+
+    def stop(self, timeout: float = 60.0) -> dict[str, Any] | None:
+        """SIGTERM (the service finishes its micro-batch), then kill; return the counts
+        the service printed, if any."""
+        import signal
+        import subprocess
+
+        if self.proc is None:
+            return self.counts
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(30)
+        self.proc = None
+        for line in reversed(self.log_path.read_text(errors="replace").splitlines()):
+            if line.startswith("{"):
+                try:
+                    self.counts = json.loads(line)
+                except ValueError:
+                    continue
+                break
+        return self.counts
+
+    def _cleanup(self) -> None:
+        import shutil
+
+        from publishers.config import PublishConfig
+        from publishers.kafka import Topics, delete_topics
+
+        try:
+            self.stop()
+        finally:
+            try:
+                delete_topics(PublishConfig.from_settings(self.settings),
+                              [self.topic_in, *Topics(self.prefix).all()])
+            except Exception as exc:  # noqa: BLE001 - clean-up must not hide the result
+                log.warning("bench: topics of %s not deleted: %s", self.tag, exc)
+            if not self.keep:
+                shutil.rmtree(self.work, ignore_errors=True)
+            if self._stack is not None:
+                self._stack.close()
+
+    def __exit__(self, *exc: object) -> None:
+        self._cleanup()
 
 
 def bench_latency(settings: Settings, rate: float = 1000.0, seconds: float = 30.0,
                   ) -> dict[str, Any]:
     """Alert written to the input topic → its counterpart on the output topic, at
-    ``rate`` alerts/s, through ``mm-broker run`` (a subprocess) on the local services."""
-    import json as _json
-    import signal
-    import subprocess
-    import sys
+    ``rate`` alerts/s, through ``mm-broker run`` (a subprocess) on the local services.
+
+    Every alert is a copy of one real ZTF alert (new candid) inside one Einstein Probe
+    circle, so every alert has a counterpart."""
     import uuid
 
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Producer
 
-    from fink_core.decode import read_alert_files
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.db.scratch import temporary_database
-    from mm_broker.ingest import Limits, ingest
-
-    tag = uuid.uuid4().hex[:8]
-    template = settings.data_dir / LATENCY_ALERT
-    alert = read_alert_files([template]).iloc[0]
-    t0_jd = float(alert["ztf_jdstarthist"]) - 60 / 86400
-    t0 = datetime(2000, 1, 1, 12, tzinfo=UTC) + timedelta(days=t0_jd - 2451545.0)
-    notice = {"$schema": "https://gcn.nasa.gov/schema/main/gcn/notices/einstein_probe/wxt/"
-                         "alert.schema.json", "instrument": "WXT",
-              "trigger_time": t0.isoformat().replace("+00:00", "Z"), "id": [f"8{tag}"],
-              "ra": float(alert["ra"]), "dec": float(alert["dec"]), "ra_dec_error": 1.0}
+    template = _AlertTemplate(settings.data_dir / LATENCY_ALERT)
+    t0 = _jd_datetime(template.first_jd - 60 / 86400)
     n = int(rate * seconds)
-    payloads = _alert_copies(template, n, 10**17 + int(uuid.uuid4().int % 10**12) * 1000)
-    bootstrap = str(settings.get("kafka.bootstrap"))
-    topic_in, prefix = f"bench.latency.{tag}", f"bench{tag}"
-    with temporary_database(settings, "mm_bench") as scratch:
-        db = engine_for(scratch)
-        ingest(db, _json.dumps(notice).encode(), "bench", None, limits=Limits.from_settings(
-            scratch))
-        db.dispose()
-        env = {**os.environ, "MM_POSTGRES__DATABASE": str(scratch.get("postgres.database")),
-               "MM_ALERTS__TOPICS": f'["{topic_in}"]', "MM_PUBLISH__TOPIC_PREFIX": prefix,
-               "MM_ALERTS__TRIGGER": "500 milliseconds",
-               "MM_ALERTS__ARCHIVE_URI": (settings.state_dir / "bench" / tag / "a").as_uri(),
-               "MM_ALERTS__CHECKPOINT_URI": (settings.state_dir / "bench" / tag / "c").as_uri()}
-        producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 1})
-        producer.produce(topic_in, b"warm-up")  # creates the topic before the service
-        producer.flush(30)
-        log_path = settings.state_dir / "logs" / f"bench-latency-{tag}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        log_file = open(log_path, "wb")  # noqa: SIM115 - closed after the process ends
-        proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "run"], env=env,
-                                stdout=log_file, stderr=subprocess.STDOUT)
-        consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"bench-{tag}",
-                             "auto.offset.reset": "earliest", "enable.auto.commit": False})
-        consumer.subscribe([f"{prefix}.counterparts.x"])
-        try:
-            time.sleep(25)  # Spark session and the three queries start
-            sent_at: dict[str, float] = {}
-            start = time.time()
-            for i, (key, value) in enumerate(payloads):
-                due = start + i / rate
-                while time.time() < due:
-                    producer.poll(0)
-                    time.sleep(min(0.001, max(0.0, due - time.time())))
-                producer.produce(topic_in, value=value, key=key)
-                sent_at[key.decode()] = time.time()
-                producer.poll(0)
-            producer.flush(30)
-            latencies: list[float] = []
-            deadline = time.time() + 60
-            while len(latencies) < n and time.time() < deadline:
-                msg = consumer.poll(1.0)
-                if msg is None or msg.error():
-                    continue
-                out_key = (msg.key() or b"").decode()
-                alert_id = out_key.rsplit("|", 1)[-1]
-                if alert_id in sent_at:
-                    latencies.append(msg.timestamp()[1] / 1e3 - sent_at[alert_id])
-        finally:
-            consumer.close()
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(60)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log_file.close()
+    base = 10**17 + int(uuid.uuid4().int % 10**12) * 1000
+    sent_at = np.zeros(n)
+    with _ScratchService(settings, "latency", "500 milliseconds") as svc:
+        svc.ingest(_ep_notice(f"8{svc.tag}", t0, template.ra, template.dec, 1.0))
+        producer = Producer({"bootstrap.servers": svc.bootstrap, "linger.ms": 1})
+        follower = _CounterpartFollower(svc.bootstrap, [svc.counterpart_topic()], sent_at,
+                                        base)
+        follower.start()
+        svc.start()
+        _pace(producer, svc.topic_in,
+              lambda i: (str(base + i).encode(), template.copy(base + i)), n, rate, sent_at)
+        deadline = time.time() + 60
+        while len(follower.latency) < n and time.time() < deadline:
+            time.sleep(0.5)
+        follower.stop.set()
+        follower.join(10)
+    latencies = [lat for _, lat in follower.latency]
     if not latencies:
-        raise RuntimeError(f"no counterpart arrived on the output topic; see {log_path}")
+        raise RuntimeError(f"no counterpart arrived on the output topic; see {svc.log_path}")
     stats = _percentiles(latencies)
     return {"benchmark": "latency", **machine(), "rate_per_s": rate, "alerts": n,
             "counterparts_received": len(latencies),
@@ -350,9 +630,478 @@ def bench_latency(settings: Settings, rate: float = 1000.0, seconds: float = 30.
             "trigger": "500 milliseconds"}
 
 
+# --------------------------------------------------------------------- soak
+
+#: Goals of the soak (the issue): sustained rate, and resident memory growth.
+SOAK_GOAL_RATE_PER_MIN = 100_000
+SOAK_GOAL_RSS_GROWTH_PCT = 10.0
+
+
+def _unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    r, d = np.radians(ra), np.radians(dec)
+    return np.stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)], axis=-1)
+
+
+def _near_any(ra: np.ndarray, dec: np.ndarray, centres: np.ndarray,
+              radius_deg: np.ndarray) -> np.ndarray:
+    """Which points lie within ``radius_deg[j]`` of some centre ``j`` (unit vectors)."""
+    limit = np.cos(np.radians(radius_deg))
+    out = np.zeros(len(ra), dtype=bool)
+    for start in range(0, len(ra), 50_000):
+        cos = _unit(ra[start:start + 50_000], dec[start:start + 50_000]) @ centres.T
+        out[start:start + 50_000] = np.any(cos > limit, axis=1)
+    return out
+
+
+def _soak_sky(n_regions: int, n_alerts: int, fraction: float, seed: int,
+              ) -> dict[str, np.ndarray]:
+    """Circles and alert positions of the soak.
+
+    ``n_regions`` circles (90 % radius 0.5–2°) on a Fibonacci lattice (randomly turned),
+    disjoint by construction. Each alert is, with probability ``fraction``, placed
+    uniformly within 0.9 radius of a random circle (``region`` = its index), otherwise
+    uniformly on the sky but farther than 1.1 radius from every circle
+    (``region`` = −1): no alert lies near a boundary, so whether it is a counterpart
+    does not depend on how the circle is pixelised.
+    """
+    rng = np.random.default_rng(seed)
+    k = np.arange(n_regions)
+    cdec = np.degrees(np.arcsin(1 - (2 * k + 1) / n_regions))
+    cra = (np.degrees(k * np.pi * (3 - np.sqrt(5))) + rng.uniform(0, 360)) % 360
+    radius = rng.uniform(0.5, 2.0, n_regions)
+    centres = _unit(cra, cdec)
+    if n_regions > 1:
+        cos = np.clip(centres @ centres.T, -1, 1)
+        np.fill_diagonal(cos, -1)
+        if np.any(np.degrees(np.arccos(cos)) < 1.2 * (radius[:, None] + radius[None, :])):
+            raise ValueError(f"{n_regions} regions do not fit on the sky as disjoint circles")
+    inside = rng.random(n_alerts) < fraction
+    region = np.full(n_alerts, -1, dtype=np.int64)
+    ra, dec = np.empty(n_alerts), np.empty(n_alerts)
+    idx = np.flatnonzero(inside)
+    j = rng.integers(0, n_regions, len(idx))
+    region[idx] = j
+    dist = np.radians(0.9 * radius[j] * np.sqrt(rng.random(len(idx))))
+    angle = rng.uniform(0, 2 * np.pi, len(idx))
+    dec1, ra1 = np.radians(cdec[j]), np.radians(cra[j])
+    dec2 = np.arcsin(np.sin(dec1) * np.cos(dist) + np.cos(dec1) * np.sin(dist) * np.cos(angle))
+    ra2 = ra1 + np.arctan2(np.sin(angle) * np.sin(dist) * np.cos(dec1),
+                           np.cos(dist) - np.sin(dec1) * np.sin(dec2))
+    ra[idx], dec[idx] = np.degrees(ra2) % 360, np.degrees(dec2)
+    todo = np.flatnonzero(~inside)
+    while len(todo):
+        ra[todo] = rng.uniform(0, 360, len(todo))
+        dec[todo] = np.degrees(np.arcsin(rng.uniform(-1, 1, len(todo))))
+        todo = todo[_near_any(ra[todo], dec[todo], centres, 1.1 * radius)]
+    return {"centre_ra": cra, "centre_dec": cdec, "radius": radius, "ra": ra, "dec": dec,
+            "region": region}
+
+
+def _in_ranges(ipix: np.ndarray, ranges: np.ndarray) -> np.ndarray:
+    """Which pixels fall in sorted, disjoint ``[lo, hi)`` ranges."""
+    lo, hi = ranges[:, 0], ranges[:, 1]
+    k = np.searchsorted(lo, ipix, side="right") - 1
+    return (k >= 0) & (ipix < hi[np.clip(k, 0, None)])
+
+
+def _process_tree(root: int) -> list[int]:
+    """``root`` and its descendants (from /proc)."""
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [root]
+    while todo:
+        pid = todo.pop()
+        out.append(pid)
+        todo += children.get(pid, [])
+    return out
+
+
+def _proc_usage(pid: int) -> tuple[float, int, bytes] | None:
+    """(RSS MiB, CPU ticks incl. reaped children, command line) of a live process."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (OSError, IndexError):
+        return None
+    rss_kb = next((int(line.split()[1]) for line in status.splitlines()
+                   if line.startswith("VmRSS:")), 0)
+    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    return rss_kb / 1024, ticks, cmdline
+
+
+def _service_usage(root: int) -> dict[str, float]:
+    """Resident memory (MiB) of the service's process tree by role, and its CPU ticks:
+    ``driver`` (the ``mm-broker run`` Python process), ``jvm`` (Spark's driver JVM that
+    pyspark starts), ``python_workers`` (the pyspark daemon and its workers, children
+    of the JVM, running the ``mapInPandas`` decoding), ``other``."""
+    usage = {"driver": 0.0, "jvm": 0.0, "python_workers": 0.0, "other": 0.0}
+    ticks, count = 0, 0
+    for pid in _process_tree(root):
+        got = _proc_usage(pid)
+        if got is None:
+            continue
+        rss, t, cmd = got
+        role = ("driver" if pid == root else "jvm" if b"java" in cmd.split(b"\0")[0]
+                else "python_workers" if b"pyspark" in cmd else "other")
+        usage[role] += rss
+        ticks += t
+        count += 1
+    return {**{k: round(v, 1) for k, v in usage.items()},
+            "total": round(sum(usage.values()), 1), "processes": count, "ticks": ticks}
+
+
+def _machine_ticks() -> tuple[int, int]:
+    """(busy, total) CPU ticks of the machine since boot (/proc/stat)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+    idle = values[3] + (values[4] if len(values) > 4 else 0)
+    return sum(values) - idle, sum(values)
+
+
+def _checkpoint_offsets(folder: Path, topic: str) -> dict[int, int]:
+    """Next offset per partition after the last micro-batch the query *committed*:
+    ``offsets/<id>`` (what the batch read up to, written before it runs) of the highest
+    ``<id>`` in ``commits/`` (written once the batch, publication included, is done)."""
+    try:
+        done = [int(p.name) for p in (folder / "commits").iterdir() if p.name.isdigit()]
+        if not done:
+            return {}
+        text = (folder / "offsets" / str(max(done))).read_text()
+    except FileNotFoundError:
+        return {}
+    parts = json.loads(text.strip().splitlines()[-1]).get(topic, {})
+    return {int(p): int(o) for p, o in parts.items()}
+
+
+def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
+               minutes: float = 10.0, regions: int = 100, match_fraction: float = 0.02,
+               cutouts: int = 0, warmup_s: float = 60.0, sample_s: float = 10.0,
+               trigger_s: float = 2.0, voevents: int = 1, min_free_gb: float = 8.0,
+               drain_timeout_s: float = 300.0, seed: int = 1,
+               workdir: Path | None = None) -> dict[str, Any]:
+    """Sustained load through the whole chain: ``rate_per_min`` alerts for ``minutes``
+    into Kafka → ``mm-broker run`` (Spark decoding and enrichment, the join against
+    ``regions`` active regions on the driver, the associations table) → the counterpart
+    topic and VOEvents through Comet.
+
+    Set-up (nothing mixes with the broker's own data): a scratch database, a unique
+    alert topic and counterpart topic prefix (deleted afterwards), archive and
+    checkpoints in a work folder (removed afterwards unless ``workdir`` is given, which
+    tests use to read the archive and the notices). ``regions`` Einstein Probe WXT
+    notices (GCN JSON circles, 0.5–2°, see :func:`_soak_sky`) are stored through the
+    real :func:`~mm_broker.ingest.ingest`, with trigger times 60 s to ~17 min before
+    the alerts' first detection, so every alert is in time for every region.
+
+    Alerts: copies of one real ZTF alert (:data:`LATENCY_ALERT`) with a unique candid,
+    a unique objectId and a new position (:class:`_AlertTemplate`); ``match_fraction``
+    of them are placed inside a region (counterparts), the others away from all
+    regions. ``cutouts=0`` (default) empties the three cutout stamps: the broker never
+    reads them, and with them (66 kB per alert) 100,000 alerts/min put ~110 MB/s into
+    Kafka and as much into the raw archive, ~130 GB in 10 minutes, more than the disk
+    of a development machine; ``cutouts=1`` sends the full alerts (short runs). A
+    producer thread sends them at the rate (``sent`` times recorded per alert) after
+    the service's two streaming queries have started. The run stops early if the disk
+    holding the state has less than ``min_free_gb`` free.
+
+    Measured every ``sample_s`` (t = seconds since the first alert was sent):
+
+    * lag: the alert topic's end offsets minus the offsets the ``coincidence`` query
+      has committed in its checkpoint (:func:`_checkpoint_offsets`): alerts in Kafka
+      not yet through decoding, join *and* publication. Spark does not commit offsets
+      to Kafka, so consumer-group lag would say nothing. The raw archive query's lag
+      is reported too (``raw_lag_*``).
+    * resident memory of the service's process tree from /proc (Python driver, Spark's
+      JVM, the pyspark workers; :func:`_service_usage`). ``rss_start_mb`` is the first
+      sample after the warm-up (``min(warmup_s, duration / 5)`` after the first alert:
+      JVM heap, Python workers and caches have grown to their working size),
+      ``rss_end_mb`` the last sample, taken once the backlog is drained (or after
+      ``drain_timeout_s``), before the service is stopped.
+    * CPU: cores used by the service tree, the Kafka broker and this process (the
+      producer), and the machine's busy share, over the steady window (warm-up → end
+      of sending).
+
+    Latency: for each counterpart on the topic, its message timestamp (set when the
+    service produced it) minus the time its alert was produced; p50/p95 over alerts
+    sent after the warm-up (``latency_all_*``: all of them).
+
+    Counterparts: ``expected`` is computed with numpy from the positions and the
+    order-29 ranges of the stored regions; ``received_on_topic`` (distinct keys),
+    ``stored`` (rows of the associations table) and ``voevents_received`` (VOEvents a
+    Comet subscriber received that name our events; one per event version and
+    micro-batch, up to 20 candidates each) are what the chain did.
+
+    Goals are reported, not asserted: ``met.throughput`` (alerts processed per minute
+    during the steady window ≥ 98 % of 100,000), ``met.rate_sent`` (the producer held
+    the goal rate), ``met.rss_growth`` (< 10 %), ``met.drained`` (final lag 0).
+    """
+    import shutil
+    import uuid
+
+    import healpy as hp
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from sqlalchemy import func
+
+    from mm_broker.db.migrate import engine_for
+    from mm_broker.db.schema import associations
+
+    rate = rate_per_min / 60.0
+    duration = minutes * 60.0
+    n = int(round(rate * duration))
+    regions = int(regions)
+    warm = min(warmup_s, duration / 5)
+    template = _AlertTemplate(settings.data_dir / LATENCY_ALERT, cutouts=bool(cutouts))
+    alert_bytes = len(template.data)
+    sky = _soak_sky(regions, n, match_fraction, int(seed))
+    ipix = hp.ang2pix(2**29, sky["ra"], sky["dec"], nest=True, lonlat=True).astype(np.uint64)
+    base = 10**17 + int(uuid.uuid4().int % 10**11) * 10**6
+    sent_at = np.zeros(n)
+    clk = os.sysconf("SC_CLK_TCK")
+    kafka_pid_file = settings.state_dir / "run" / "kafka.pid"
+    kafka_pid = int(kafka_pid_file.read_text().strip()) if kafka_pid_file.exists() else None
+
+    def make(i: int) -> tuple[bytes, bytes]:
+        candid = base + i
+        return str(candid).encode(), template.copy(candid, template.object_id_for(i),
+                                                   float(sky["ra"][i]), float(sky["dec"][i]))
+
+    out: dict[str, Any] = {"benchmark": "soak", **machine()}
+    trigger = f"{int(round(trigger_s * 1000))} milliseconds"
+    with _ScratchService(settings, "soak", trigger, workdir) as svc:
+        notices = svc.work / "notices"
+        notices.mkdir(parents=True, exist_ok=True)
+        expected_per_alert = np.zeros(n, dtype=np.int64)
+        for k in range(regions):
+            t0 = _jd_datetime(template.first_jd - (60 + 10 * k) / 86400)
+            payload = _ep_notice(f"{svc.tag}{k:03d}", t0, float(sky["centre_ra"][k]),
+                                 float(sky["centre_dec"][k]), float(sky["radius"][k]))
+            (notices / f"{k:03d}.json").write_bytes(payload)
+            expected_per_alert += _in_ranges(ipix, svc.ingest(payload).region.ranges)
+        follower = _CounterpartFollower(svc.bootstrap, [svc.counterpart_topic()], sent_at,
+                                        base)
+        follower.start()
+        subscriber = _comet_subscriber(settings, svc.work, svc.tag) if voevents else None
+        consumer = Consumer({"bootstrap.servers": svc.bootstrap,
+                             "group.id": f"bench-soak-lag-{svc.tag}"})
+        partitions = sorted(consumer.list_topics(svc.topic_in, timeout=10)
+                            .topics[svc.topic_in].partitions)
+        stop_sending = threading.Event()
+        samples: list[dict[str, Any]] = []
+        t_start = time.time()
+
+        def offsets() -> tuple[int, int, int]:
+            """(end, processed by the coincidence query, by the raw archive query)."""
+            ends = [consumer.get_watermark_offsets(TopicPartition(svc.topic_in, p),
+                                                   timeout=10)[1] for p in partitions]
+            done = _checkpoint_offsets(svc.query_folder("coincidence"), svc.topic_in)
+            raw = _checkpoint_offsets(svc.query_folder("raw"), svc.topic_in)
+            return (sum(ends), sum(done.get(p, 0) for p in partitions),
+                    sum(raw.get(p, 0) for p in partitions))
+
+        def sample() -> dict[str, Any]:
+            end, processed, raw = offsets()
+            kafka = _proc_usage(kafka_pid) if kafka_pid else None
+            rss = _service_usage(svc.proc.pid)
+            s = {"t": round(time.time() - t_start, 1), "end": end, "processed": processed,
+                 "lag": end - processed, "raw": raw, "rss": rss, "ticks_service": rss["ticks"],
+                 "machine": _machine_ticks(), "kafka_ticks": kafka[1] if kafka else 0,
+                 "bench_s": sum(os.times()[:2]), "load": round(os.getloadavg()[0], 2),
+                 "free_gb": round(shutil.disk_usage(settings.state_dir).free / 1e9, 1)}
+            samples.append(s)
+            return s
+
+        try:
+            start_s = svc.start()
+            producer = Producer({"bootstrap.servers": svc.bootstrap, "linger.ms": 5,
+                                 "compression.type": "lz4", "enable.idempotence": True})
+            sent_box: list[int] = []
+            sender = threading.Thread(
+                target=lambda: sent_box.append(_pace(producer, svc.topic_in, make, n, rate,
+                                                     sent_at, stop_sending)),
+                name="soak-producer", daemon=True)
+            free_start = shutil.disk_usage(settings.state_dir).free
+            t_start = time.time()
+            sender.start()
+            stopped_early: str | None = None
+            end_of_sending: dict[str, Any] | None = None
+            next_sample = 0.0
+            while True:
+                elapsed = time.time() - t_start
+                if elapsed >= next_sample:
+                    last = sample()
+                    next_sample += sample_s
+                    if last["free_gb"] < min_free_gb and not stop_sending.is_set():
+                        stopped_early = f"disk: {last['free_gb']} GB free < {min_free_gb} GB"
+                        stop_sending.set()
+                if svc.proc.poll() is not None:
+                    stopped_early = f"service exited ({svc.proc.returncode}); see {svc.log_path}"
+                    stop_sending.set()
+                    break
+                if end_of_sending is None and not sender.is_alive():
+                    end_of_sending = sample()
+                if end_of_sending is not None:
+                    end, processed, _ = offsets()
+                    if end == processed or elapsed - end_of_sending["t"] > drain_timeout_s:
+                        break
+                time.sleep(max(0.0, min(1.0, next_sample - (time.time() - t_start))))
+            drained_at = time.time() - t_start
+            sender.join(70)
+            n_sent = sent_box[0] if sent_box else int(np.count_nonzero(sent_at))
+            expected = int(expected_per_alert[:n_sent].sum())
+            deadline = time.time() + 30
+            while len(follower.keys) < expected and time.time() < deadline:
+                time.sleep(0.5)
+            final = sample()
+        finally:
+            stop_sending.set()
+            consumer.close()
+            follower.stop.set()
+            follower.join(10)
+            counts = svc.stop()
+            if subscriber is not None:
+                time.sleep(3)  # Comet relays the last VOEvents it received
+                _stop_process(subscriber)
+        db = engine_for(svc.scratch)
+        try:
+            with db.connect() as conn:
+                stored = int(conn.execute(select(func.count()).select_from(associations))
+                             .scalar_one())
+        finally:
+            db.dispose()
+        voevents_received = None
+        if subscriber is not None:
+            needle = svc.tag.encode()
+            voevents_received = sum(1 for p in (svc.work / "voevents").iterdir()
+                                    if p.is_file() and needle in p.read_bytes())
+
+    # ---- figures
+    steady_from = next((s for s in samples if s["t"] >= warm), samples[0])
+    steady_to = end_of_sending if end_of_sending is not None else samples[-1]
+    span = max(1e-9, steady_to["t"] - steady_from["t"])
+    busy, total = (b - a for a, b in zip(steady_from["machine"], steady_to["machine"],
+                                         strict=True))
+    rss_start, rss_end = steady_from["rss"]["total"], final["rss"]["total"]
+    send_s = steady_to["t"]
+    processed_steady = (steady_to["processed"] - steady_from["processed"]) / span
+    after_warm = [lat for sent, lat in follower.latency if sent >= t_start + warm]
+    all_lat = [lat for _, lat in follower.latency]
+
+    def cores(key: str, per_s: float) -> float:
+        return round((steady_to[key] - steady_from[key]) / per_s / span, 2)
+
+    out.update({
+        "params": {"rate_per_min": rate_per_min, "minutes": minutes, "regions": regions,
+                   "match_fraction": match_fraction, "cutouts": bool(cutouts),
+                   "warmup_s": warm, "sample_s": sample_s, "trigger": trigger, "seed": seed},
+        "chain": "Kafka -> mm-broker run (Spark decode + enrichment, join on the driver, "
+                 "associations table) -> Kafka counterpart topic + VOEvents through Comet",
+        "spark_master": str(settings.get("spark.master")),
+        "alert_template": LATENCY_ALERT, "alert_bytes": alert_bytes,
+        "service_start_s": round(start_s, 1),
+        "rate_asked_per_min": rate_per_min, "alerts_planned": n, "sent": n_sent,
+        "send_seconds": send_s,
+        "rate_achieved_per_s": round(n_sent / max(send_s, 1e-9), 1),
+        "rate_achieved_per_min": round(n_sent / max(send_s, 1e-9) * 60, 1),
+        "processed": final["processed"],
+        "processed_by_service": None if counts is None else counts.get("alerts"),
+        "processed_per_s": round(processed_steady, 1),
+        "processed_per_min": round(processed_steady * 60, 1),
+        "processed_per_s_overall": round(final["processed"] / max(drained_at, 1e-9), 1),
+        "steady_window_s": [steady_from["t"], steady_to["t"]],
+        "drain_s": round(drained_at - steady_to["t"], 1),
+        "regions": regions,
+        "counterparts": {"fraction_asked": match_fraction,
+                         "fraction": round(expected / max(n_sent, 1), 4),
+                         "expected": expected, "received_on_topic": len(follower.keys),
+                         "messages_on_topic": follower.messages, "stored": stored,
+                         "published_by_service": None if counts is None
+                         else counts.get("published"),
+                         "voevents_received": voevents_received},
+        **_latency_figures("latency", after_warm),
+        **_latency_figures("latency_all", all_lat),
+        "lag_definition": "alert topic end offsets minus the offsets of the last "
+                          "micro-batch the coincidence query committed (its checkpoint)",
+        "lag_samples": [[s["t"], s["lag"]] for s in samples],
+        "lag_max": max(s["lag"] for s in samples),
+        "lag_at_end_of_sending": steady_to["lag"], "lag_final": final["lag"],
+        "raw_lag_final": final["end"] - final["raw"],
+        "rss_samples": [[s["t"], s["rss"]["total"]] for s in samples],
+        "rss_start_at_s": steady_from["t"], "rss_end_at_s": final["t"],
+        "rss_start_mb": rss_start, "rss_end_mb": rss_end,
+        "rss_growth_pct": round((rss_end - rss_start) / rss_start * 100, 1)
+        if rss_start else None,
+        "rss_start_by_process_mb": {k: v for k, v in steady_from["rss"].items()
+                                    if k != "ticks"},
+        "rss_end_by_process_mb": {k: v for k, v in final["rss"].items() if k != "ticks"},
+        "cpu_steady": {"service_cores": cores("ticks_service", clk),
+                       "kafka_cores": cores("kafka_ticks", clk),
+                       "bench_producer_cores": cores("bench_s", 1.0),
+                       "machine_busy_pct": round(100 * busy / max(total, 1), 1),
+                       "loadavg_1min_max": max(s["load"] for s in samples)},
+        "disk_free_gb_start": round(free_start / 1e9, 1),
+        "disk_free_gb_min": min(s["free_gb"] for s in samples),
+        "service_counts": counts, "stopped_early": stopped_early,
+        "goal_rate_per_min": SOAK_GOAL_RATE_PER_MIN,
+        "goal_rss_growth_pct_max": SOAK_GOAL_RSS_GROWTH_PCT,
+    })
+    out["met"] = {
+        "rate_sent": out["rate_achieved_per_min"] >= 0.98 * SOAK_GOAL_RATE_PER_MIN,
+        "throughput": out["processed_per_min"] >= 0.98 * SOAK_GOAL_RATE_PER_MIN,
+        "rss_growth": out["rss_growth_pct"] is not None
+        and out["rss_growth_pct"] < SOAK_GOAL_RSS_GROWTH_PCT,
+        "drained": final["lag"] == 0}
+    return out
+
+
+def _latency_figures(name: str, samples: list[float]) -> dict[str, Any]:
+    if not samples:
+        return {f"{name}_p50_s": None, f"{name}_p95_s": None, f"{name}_n": 0}
+    stats = _percentiles(samples)
+    return {f"{name}_p50_s": round(stats["median_ms"] / 1e3, 3),
+            f"{name}_p95_s": round(stats["p95_ms"] / 1e3, 3),
+            f"{name}_max_s": round(max(samples), 3), f"{name}_n": len(samples)}
+
+
+def _comet_subscriber(settings: Settings, work: Path, tag: str) -> Any:
+    """A real Comet subscriber of the local broker saving the VOEvents it receives in
+    ``work/voevents`` (as a user's VTP client would)."""
+    import subprocess
+    import sys
+
+    for name in ("voevents", "comet-db"):
+        (work / name).mkdir(exist_ok=True)
+    comet = settings.tree["comet"]
+    with open(work / "comet-subscriber.log", "wb") as log_file:  # the child keeps its own
+        return subprocess.Popen(
+            [sys.executable, "-m", "mm_broker.services.comet_launcher", "--bind", "127.0.0.1",
+             "--", "-n", "--pidfile=", "comet",
+             f"--remote={comet['host']}:{comet['broadcast_port']}",
+             f"--local-ivo=ivo://mm-broker.bench/soak-{tag}", f"--eventdb={work / 'comet-db'}",
+             "--save-event", f"--save-event-directory={work / 'voevents'}"],
+            cwd=work, stdout=log_file, stderr=subprocess.STDOUT)
+
+
+def _stop_process(proc: Any, timeout: float = 20.0) -> None:
+    import subprocess
+
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def registry() -> dict[str, Callable[..., dict[str, Any]]]:
     """Benchmark name → function. Names follow ARCHITECTURE.md."""
     table: dict[str, Callable[..., dict[str, Any]]] = {
         "notices": bench_notices, "pipeline": bench_pipeline, "join": bench_join,
-        "publish": bench_publish, "retro": bench_retro, "latency": bench_latency}
+        "publish": bench_publish, "retro": bench_retro, "latency": bench_latency,
+        "soak": bench_soak}
     return table

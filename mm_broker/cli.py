@@ -43,6 +43,21 @@ def _config_show(args: argparse.Namespace, settings: configmod.Settings) -> int:
     return 0
 
 
+def _db(args: argparse.Namespace, settings: configmod.Settings) -> int:
+    from mm_broker.db import migrate
+
+    if args.action == "upgrade":
+        revision = migrate.upgrade(settings)
+    else:
+        engine = migrate.engine_for(settings)
+        try:
+            revision = migrate.current(engine)
+        finally:
+            engine.dispose()
+    print(json.dumps({"revision": revision, "head": migrate.head()}))
+    return 0
+
+
 def _demo(args: argparse.Namespace, settings: configmod.Settings) -> int:
     from mm_broker import demo
 
@@ -212,6 +227,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("action", choices=["show"])
     c.set_defaults(func=_config_show)
 
+    dbp = sub.add_parser("db", help="the store's schema (Alembic migrations)")
+    dbp.add_argument("action", choices=["upgrade", "current"],
+                     help="upgrade: migrate to the newest revision (a managed PostgreSQL); "
+                          "current: print the revision")
+    dbp.set_defaults(func=_db)
+
     n = sub.add_parser("notices", help="notices: ingest files")
     n.add_argument("action", choices=["ingest"])
     n.add_argument("paths", nargs="+", help="notice files or folders")
@@ -294,7 +315,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"mm-broker: configuration error: {exc}", file=sys.stderr)
         return 2
     func: Handler = args.func
-    return func(args, settings)
+    from sqlalchemy.exc import OperationalError
+
+    try:
+        return func(args, settings)
+    except OperationalError as exc:  # the store is away or refuses us: one clear line
+        reason = str(exc.orig or exc).strip().splitlines()[0]
+        print(f"mm-broker: database unavailable: {reason}", file=sys.stderr)
+        return 3
 
 
 if __name__ == "__main__":

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlencode
 
 ENV_PREFIX = "MM_"
 
@@ -148,15 +148,24 @@ class Settings:
 
     def database_url(self) -> str:
         """SQLAlchemy URL of the store (password read from its environment variable)."""
-        url = self.get("postgres.url")
-        if url:
-            return str(url)
+        from sqlalchemy.engine import make_url
+
         pg = self.tree["postgres"]
         password = secret(pg["password_env"]) if pg["password_env"] else None
+        tls = {k: str(pg[k]) for k in ("sslmode", "sslrootcert") if pg[k]}
+        if pg["url"]:
+            url = make_url(str(pg["url"]))
+            if password is not None:
+                url = url.set(password=password)
+            if tls:
+                url = url.update_query_dict(tls)
+            return url.render_as_string(hide_password=False)
         # Quote user and password: a secret may hold '@', ':' or '/'.
         user = quote(str(pg["user"]), safe="")
         auth = user if password is None else f"{user}:{quote(password, safe='')}"
-        return f"postgresql+psycopg://{auth}@{pg['host']}:{pg['port']}/{pg['database']}"
+        query = "" if not tls else "?" + urlencode(tls)
+        return (f"postgresql+psycopg://{auth}@{pg['host']}:{pg['port']}/{pg['database']}"
+                f"{query}")
 
     def redacted(self) -> dict[str, Any]:
         """The configuration with any URL password masked: safe to print and hash."""

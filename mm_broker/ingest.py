@@ -29,7 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import Connection, Engine, func, insert, select, text, update
+from sqlalchemy import Connection, Engine, func, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError
 
@@ -230,10 +230,13 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
             return _internal(engine, journal_id, "region", exc, notice)
     try:
         with engine.begin() as conn:
-            # The payload is already durable in the journal (its own synchronous
-            # commit); this transaction need not wait for its WAL flush: after a crash a
-            # row left 'received' is processed again by recover_pending().
-            conn.execute(text("SET LOCAL synchronous_commit = off"))
+            # A synchronous commit, like the journal's: the caller acknowledges the
+            # transport (commits the Kafka offset, ACKs VTP) as soon as this returns.
+            # An asynchronous one (synchronous_commit = off) was undone by a crash of
+            # PostgreSQL alone, leaving the row 'received' with its offset committed;
+            # recover_pending() runs only when a listener starts, so a listener that
+            # outlived the crash never stored that notice (tests/faults/
+            # test_postgres_restart.py).
             result = _store(conn, journal_id, notice, region, limits)
             conn.execute(update(raw_journal).where(raw_journal.c.id == journal_id)
                          .values(status=result.status, reason=result.reason))

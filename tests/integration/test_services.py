@@ -4,6 +4,8 @@ and Comet accepting a real VOEvent from the shared data."""
 from __future__ import annotations
 
 import io
+import json
+import os
 import subprocess
 import sys
 import time
@@ -40,6 +42,36 @@ def test_postgres_schema_at_head_and_range_query(running: config.Settings) -> No
     assert hits == [2]
     assert misses == []  # ranges are half-open: 20 is outside [10, 20)
     assert int(version) >= 150000
+
+
+def test_db_command_migrates_an_empty_database(running: config.Settings) -> None:
+    """`mm-broker db upgrade` brings an empty database (a managed PostgreSQL's, say) to
+    the newest revision; `db current` reports it."""
+    from sqlalchemy import create_engine
+
+    name = f"mm_dbcmd_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(running.database_url().rsplit("/", 1)[0] + "/postgres",
+                          isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    env = {**os.environ, "MM_POSTGRES__DATABASE": name,
+           "MM_POSTGRES__PORT": str(running.get("postgres.port"))}
+    try:
+        cmd = [sys.executable, "-m", "mm_broker.cli", "db"]
+        before = subprocess.run(cmd + ["current"], env=env, capture_output=True, text=True,
+                                timeout=60, check=True)
+        up = subprocess.run(cmd + ["upgrade"], env=env, capture_output=True, text=True,
+                            timeout=60, check=True)
+        after = subprocess.run(cmd + ["current"], env=env, capture_output=True, text=True,
+                               timeout=60, check=True)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+    head = migrate.head()
+    assert json.loads(before.stdout) == {"revision": "none", "head": head}
+    assert json.loads(up.stdout) == {"revision": head, "head": head}
+    assert json.loads(after.stdout) == {"revision": head, "head": head}
 
 
 def test_kafka_round_trip(running: config.Settings) -> None:

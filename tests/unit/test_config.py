@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -64,3 +65,26 @@ def test_password_read_from_env_and_redacted() -> None:
     s2 = config.load(environ={"MM_POSTGRES__URL": "postgresql+psycopg://u:pw123@db/x"})
     assert "pw123" not in str(s2.redacted())
     assert s2.hash() != config.load(environ={}).hash()
+
+
+def test_postgres_tls_and_managed_url_take_the_password_from_the_environment(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from sqlalchemy.engine import make_url
+
+    monkeypatch.setenv("PG_TLS_TEST_SECRET", "p@ss/w:rd#1")
+    local = config.load(environ={"MM_POSTGRES__SSLMODE": "verify-full",
+                                 "MM_POSTGRES__SSLROOTCERT": "/etc/mm/ca.pem",
+                                 "MM_POSTGRES__PASSWORD_ENV": "PG_TLS_TEST_SECRET"})
+    url = make_url(local.database_url())
+    assert url.password == "p@ss/w:rd#1" and url.host == "127.0.0.1"
+    assert dict(url.query) == {"sslmode": "verify-full", "sslrootcert": "/etc/mm/ca.pem"}
+    managed = config.load(environ={
+        "MM_POSTGRES__URL": "postgresql+psycopg://mm@db.example.org:5432/mm",
+        "MM_POSTGRES__SSLMODE": "require", "MM_POSTGRES__PASSWORD_ENV": "PG_TLS_TEST_SECRET"})
+    url = make_url(managed.database_url())
+    assert (url.username, url.password, url.host, url.port, url.database) == \
+        ("mm", "p@ss/w:rd#1", "db.example.org", 5432, "mm")
+    assert dict(url.query) == {"sslmode": "require"}
+    assert "p@ss" not in json.dumps(managed.redacted())
+    # Without TLS settings the local URL has no query at all.
+    assert "?" not in config.load(environ={}).database_url()
