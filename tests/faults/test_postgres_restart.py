@@ -15,10 +15,11 @@ database:
    offsets cover the 4 messages;
 3. stop PostgreSQL with ``pg_ctl stop -m immediate`` (no checkpoint: the next start
    runs crash recovery) while both listeners are idle;
-4. *during*: produce 4 more messages and drop 3 more files; wait until each listener
-   has logged its backoff warning ("database unavailable") at least twice (it
-   retried), sampling the committed offsets throughout: none may move past what was
-   stored before the stop;
+4. *during*: produce 4 more messages and drop 3 more files; keep PostgreSQL down
+   until each listener has logged its backoff warning ("database unavailable") at
+   least 4 times and for at least 3 s, sampling the committed offsets throughout:
+   none may move past what was stored before the stop; the warnings' spacing shows
+   the backoff (growing from ``backoff_initial_s``, capped near ``backoff_max_s``);
 5. start PostgreSQL again; *after*: produce 4 more messages and drop 3 more files;
    wait until all 21 payloads are journaled and processed and the committed offset of
    every partition equals the number of messages produced to it, still sampling the
@@ -45,6 +46,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -93,7 +95,10 @@ BACKOFF_MAX_S = 1.0
 DIR_POLL_S = 0.3
 #: Bounds (seconds) of each wait.
 START_S = 30.0        # listeners started until the first batch is journaled/committed
-RETRY_S = 20.0        # PostgreSQL down until both listeners have retried twice
+RETRY_S = 20.0        # PostgreSQL down until both listeners have retried enough
+#: The outage lasts at least this long and until each listener warned this often.
+MIN_OUTAGE_S = 3.0
+MIN_WARNINGS = 4
 DRAIN_S = 45.0        # PostgreSQL back until every payload is journaled and committed
 STOP_S = 20.0         # SIGTERM until a listener has exited
 UNAVAILABLE = "database unavailable"
@@ -136,6 +141,12 @@ def _journal(engine: Engine) -> dict[str, str]:
             select(raw_journal.c.sha256, raw_journal.c.status))}
 
 
+def _spacing(lines: list[str]) -> list[float]:
+    """Seconds between consecutive log lines (by their ``%(asctime)s`` stamps)."""
+    stamps = [datetime.strptime(ln[:23], "%Y-%m-%d %H:%M:%S,%f") for ln in lines]
+    return [round((b - a).total_seconds(), 2) for a, b in zip(stamps, stamps[1:])]
+
+
 def _drop(inbox: Path, name: str, payload: bytes) -> None:
     """Write a notice file atomically (the listener ignores the ``.part`` suffix)."""
     part = inbox / f"{name}.part"
@@ -143,6 +154,27 @@ def _drop(inbox: Path, name: str, payload: bytes) -> None:
     os.replace(part, inbox / name)
 
 
+@pytest.fixture
+def _scratch_pre_ping(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make ``fault_db``'s admin engine check its pooled connection before use.
+
+    ``temporary_database`` keeps the connection that created the database in its admin
+    engine's pool (``mm_broker/db/scratch.py``, no pre-ping); the restart here breaks
+    it, and the ``DROP DATABASE`` at ``fault_db``'s teardown would fail on it. Set up
+    before ``fault_db`` (``usefixtures`` come first), so that engine is created with
+    ``pool_pre_ping``.
+    """
+    from sqlalchemy import create_engine
+
+    from mm_broker.db import scratch
+
+    def create(*args: Any, **kwargs: Any) -> Engine:
+        return create_engine(*args, pool_pre_ping=True, **kwargs)
+
+    monkeypatch.setattr(scratch, "create_engine", create)
+
+
+@pytest.mark.usefixtures("_scratch_pre_ping")
 def test_postgres_restart_under_listeners(fault_db: config.Settings, data_dir: Path,
                                           tmp_path: Path,
                                           request: pytest.FixtureRequest) -> None:
@@ -254,6 +286,7 @@ def test_postgres_restart_under_listeners(fault_db: config.Settings, data_dir: P
                     if UNAVAILABLE in ln]
 
     engine = engine_for(fault_db)
+    stored_before: set[str] = set()
     procs: dict[str, subprocess.Popen[bytes]] = {}
     exits: dict[str, int | None] = {}
     stop_s: dict[str, float] = {}
@@ -277,9 +310,14 @@ def test_postgres_restart_under_listeners(fault_db: config.Settings, data_dir: P
     def unstored(names: list[str]) -> Callable[[], str]:
         def text() -> str:
             journal = _journal(engine)
+            # Stored (and its offset committed) before the stop, 'received' after it:
+            # the crash took back a store the listener had been told was committed.
+            undone = [where(n) for n in names if sha_of[n] in stored_before
+                      and journal.get(sha_of[n]) == "received"]
             return (f"not journaled: {[where(n) for n in names if sha_of[n] not in journal]}\n"
                     f"journaled, left 'received': "
                     f"{[where(n) for n in names if journal.get(sha_of[n]) == 'received']}\n"
+                    f"of these, stored before the stop and undone by the crash: {undone}\n"
                     f"committed {committed()}, produced {produced()}\n{diag()}")
         return text
 
@@ -307,7 +345,7 @@ def test_postgres_restart_under_listeners(fault_db: config.Settings, data_dir: P
         produce("during")
         drop("during")
 
-        def retried_twice() -> bool:
+        def retried_enough() -> bool:
             offsets = committed()
             check_offsets(offsets, stored_before, f"outage t+{time.monotonic() - t_down:.1f}s")
             if offsets != offsets_before and not any("moved" in v for v in violations):
@@ -318,9 +356,10 @@ def test_postgres_restart_under_listeners(fault_db: config.Settings, data_dir: P
                     pytest.fail(f"listener {which} exited during the outage "
                                 f"({proc.returncode})\n{diag()}")
                 retried[which] = unavailable(which, log_offsets[which])
-            return all(len(v) >= 2 for v in retried.values())
+            return (time.monotonic() - t_down >= MIN_OUTAGE_S
+                    and all(len(v) >= MIN_WARNINGS for v in retried.values()))
 
-        _wait(retried_twice, RETRY_S, "both listeners retrying (backoff warnings)", diag,
+        _wait(retried_enough, RETRY_S, "both listeners retrying (backoff warnings)", diag,
               interval=0.5)
 
         # 3. Back.
@@ -391,14 +430,16 @@ def test_postgres_restart_under_listeners(fault_db: config.Settings, data_dir: P
     final = produced()
     exactly_once = sum(1 for s in sha_of.values()
                        if rows_by_sha[s] == 1 and receipts.get(s) == 1)
+    spacing = {which: _spacing(lines) for which, lines in retried.items()}
     wall = time.monotonic() - t_start
     n_kafka = sum(len(v) for v in KAFKA.values())
     n_files = sum(len(v) for v in FILES.values())
     print(f"\npg-restart: injected: pg_ctl stop -m immediate of the private PostgreSQL "
           f"after {len(KAFKA['before'])} Kafka messages + {len(FILES['before'])} files; "
           f"{len(KAFKA['during'])} messages + {len(FILES['during'])} files sent while it was "
-          f"down for {outage_s:.1f} s (backoff warnings: gcn {len(retried.get('gcn', []))}, "
-          f"dir {len(retried.get('dir', []))}); restarted (crash recovery), then "
+          f"down for {outage_s:.1f} s (backoff warnings: gcn {len(retried.get('gcn', []))} "
+          f"spaced {spacing.get('gcn')} s, dir {len(retried.get('dir', []))} spaced "
+          f"{spacing.get('dir')} s); restarted (crash recovery), then "
           f"{len(KAFKA['after'])} messages + {len(FILES['after'])} files; all stored "
           f"{drain_s:.1f} s after the restart.\n"
           f"pg-restart: counted: payloads {len(sha_of)} ({n_kafka} Kafka, {n_files} files), "
@@ -422,8 +463,13 @@ def test_postgres_restart_under_listeners(fault_db: config.Settings, data_dir: P
     assert committed_final == final, (f"committed offsets {committed_final} differ from the "
                                       f"messages produced per partition {final}")
     for which in ("gcn", "dir"):
-        assert len(retried.get(which, [])) >= 2, (
+        assert len(retried.get(which, [])) >= MIN_WARNINGS, (
             f"listener {which} logged no backoff while PostgreSQL was down\n{diag()}")
+        gaps = spacing[which]
+        assert (min(gaps) >= 0.5 * BACKOFF_INITIAL_S and gaps[-1] > gaps[0]
+                and max(gaps) <= BACKOFF_MAX_S + 1.0), (
+            f"listener {which}: retries spaced {gaps} s, not a backoff from "
+            f"{BACKOFF_INITIAL_S} s to {BACKOFF_MAX_S} s\n{_tail(logs[which])}")
     assert alive, "a listener died after the restart\n" + diag()
     for which in ("gcn", "dir"):
         assert exits[which] == 0 and stop_s[which] < STOP_S, (
