@@ -42,17 +42,26 @@ class Stopper:
 
 
 def with_backoff(action: Callable[[], T], stopper: Stopper, what: str,
-                 initial: float = 1.0, maximum: float = 60.0) -> T | None:
+                 initial: float = 1.0, maximum: float = 60.0,
+                 idle: Callable[[], None] | None = None) -> T | None:
     """Run ``action`` until it succeeds, sleeping ``initial``·2ⁿ (≤ ``maximum``) between
-    attempts while the database is unreachable. Returns ``None`` if stopped first."""
+    attempts while the database is unreachable. Returns ``None`` if stopped first.
+
+    ``idle`` is called about every second while waiting (the GCN listener keeps its
+    Kafka group membership alive with it during a long outage).
+    """
     delay = initial
     while not stopper.stopping:
         try:
             return action()
         except OperationalError as exc:
-            log.warning("%s: database unavailable (%s); retrying in %.0f s", what,
+            log.warning("%s: database unavailable (%s); retrying in %.1f s", what,
                         str(exc).splitlines()[0], delay)
-            stopper.sleep(delay)
+            deadline = time.monotonic() + delay
+            while not stopper.stopping and time.monotonic() < deadline:
+                if idle is not None:
+                    idle()
+                stopper.sleep(min(1.0, max(0.0, deadline - time.monotonic())))
             delay = min(delay * 2, maximum)
     return None
 

@@ -13,6 +13,7 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from confluent_kafka import KafkaException, TopicPartition
 from sqlalchemy import Engine
 
 from listeners.daemon import Stopper, log_result, with_backoff
@@ -28,7 +29,8 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     g = settings.tree["gcn"]
     conf: dict[str, Any] = {"group.id": g["group_id"], "enable.auto.commit": False,
                             "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
-                            "enable.partition.eof": False}
+                            "enable.partition.eof": False,
+                            "max.poll.interval.ms": int(g["max_poll_interval_ms"])}
     if g["bootstrap"]:
         conf["bootstrap.servers"] = g["bootstrap"]
         conf["security.protocol"] = settings.get("kafka.security_protocol")
@@ -78,10 +80,34 @@ def run(settings: Settings, engine: Engine, stopper: Stopper, topics: list[str] 
                      received: datetime = received) -> IngestResult:
                 return ingest(engine, payload, "gcn", topic, received, limits)
 
-            result = with_backoff(work, stopper, f"gcn {where}", *backoff)
+            paused: list[Any] = []
+
+            def keepalive(paused: list[Any] = paused) -> None:
+                """While the store is away: pause fetching and keep polling, so the
+                group does not evict us (max.poll.interval.ms) during a long outage."""
+                if not paused:
+                    paused.extend(consumer.assignment())
+                    consumer.pause(paused)
+                extra = consumer.poll(0)
+                if extra is not None and not extra.error():
+                    # From a partition assigned meanwhile: rewind it, it comes again.
+                    tp = TopicPartition(extra.topic(), extra.partition(), extra.offset())
+                    consumer.seek(tp)
+                    consumer.pause([tp])
+                    paused.append(tp)
+
+            result = with_backoff(work, stopper, f"gcn {where}", *backoff, idle=keepalive)
+            if paused:
+                consumer.resume(paused)
             if result is None:
                 break  # stopped while the database was away: offset NOT committed
-            consumer.commit(message=msg, asynchronous=False)
+            try:
+                consumer.commit(message=msg, asynchronous=False)
+            except KafkaException as exc:
+                # Stored, but the commit failed (group rebalanced, broker away): the
+                # message comes again and is counted as a second receipt of the same
+                # bytes, never as a second notice.
+                log.warning("gcn %s: stored, offset not committed (%s)", where, exc)
             log_result("gcn", where, result)
             count += 1
     finally:

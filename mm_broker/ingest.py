@@ -237,6 +237,15 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
             # recover_pending() runs only when a listener starts, so a listener that
             # outlived the crash never stored that notice (tests/faults/
             # test_postgres_restart.py).
+            # Claim the row: another listener may be processing the same journal row
+            # (recover_pending at its start, or the same bytes received twice at once).
+            # The second to get the lock finds it done and stores nothing.
+            claimed = conn.execute(select(raw_journal.c.status).where(
+                raw_journal.c.id == journal_id).with_for_update()).scalar_one()
+            if claimed != "received":
+                return IngestResult("duplicate", f"processed meanwhile by another listener "
+                                                 f"(row {journal_id}: {claimed})",
+                                    journal_id, notice=notice)
             result = _store(conn, journal_id, notice, region, limits)
             conn.execute(update(raw_journal).where(raw_journal.c.id == journal_id)
                          .values(status=result.status, reason=result.reason))

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from mm_broker import config
 from mm_broker.db import migrate
@@ -27,8 +28,9 @@ def temporary_database(settings: config.Settings, prefix: str = "mm_tmp",
     if not prefix.replace("_", "").isalnum():
         raise ValueError(f"bad database prefix {prefix!r}")
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(settings.database_url().rsplit("/", 1)[0] + "/postgres",
-                          isolation_level="AUTOCOMMIT")
+    # pre-ping: the server may have restarted meanwhile (fault tests restart it).
+    admin = create_engine(make_url(settings.database_url()).set(database="postgres"),
+                          isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:

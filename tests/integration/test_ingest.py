@@ -98,6 +98,34 @@ def test_concurrent_notices_of_a_new_event_all_stored(engine, fresh_db, data_dir
     assert len(active) == 1 and active[0].issue_time == max(r.issue_time for r in regs)
 
 
+def test_one_journal_row_processed_by_two_listeners_is_stored_once(engine, fresh_db,
+                                                                   data_dir: Path) -> None:
+    """A row left 'received' is processed by a listener starting up (recover_pending)
+    while the listener that journaled it processes it too: one notice, no error."""
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import UTC, datetime
+
+    from mm_broker.ingest import journal, process, recover_pending
+
+    raw = (data_dir / "notices/swift/BAT_GRB_Pos_655721-214.xml").read_bytes()
+    limits = Limits.from_settings(fresh_db)
+    with engine.begin() as conn:
+        journal_id, first, status = journal(conn, raw, "vtp", None, datetime.now(UTC))
+    assert first and status == "received"
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        jobs = [pool.submit(process, engine, journal_id, raw, None, limits) for _ in range(4)]
+        jobs += [pool.submit(recover_pending, engine, limits) for _ in range(2)]
+        outcomes = [j.result() for j in jobs]
+    results = outcomes[:4] + [r for rs in outcomes[4:] for r in rs]
+    assert sorted(r.status for r in results).count("stored") == 1, \
+        [(r.status, r.reason) for r in results]
+    assert all(r.status == "duplicate" for r in results if r.status != "stored")
+    with engine.connect() as conn:
+        n_notices = conn.execute(select(func.count()).select_from(notices)).scalar_one()
+        row = conn.execute(select(raw_journal.c.status, raw_journal.c.receipts)).one()
+    assert n_notices == 1 and tuple(row) == ("stored", 1)
+
+
 def test_late_older_notice_never_replaces_newer(engine, fresh_db, data_dir: Path) -> None:
     files = _gbm_sequence(data_dir, GBM_TRIGGER)
     final = next(p for p in files if "fin_pos" in p.name)
