@@ -90,6 +90,8 @@ class RegionSync:
     ivorns: dict[str, tuple[str | None, str | None, dict[str, Any]]] = field(
         default_factory=dict)
     signature: tuple[Any, ...] | None = None
+    #: Emitted by the engine but not yet handed out (a failure part-way through a sync).
+    pending: list[Any] = field(default_factory=list)
 
     def _signature(self, conn: Any) -> tuple[Any, ...]:
         return tuple(conn.execute(select(
@@ -101,10 +103,11 @@ class RegionSync:
         """Apply new region versions and retractions; return what the engine emitted."""
         from coincidence.engine import EventMeta
 
-        emitted: list[Any] = []
+        emitted = self.pending  # kept across a failure part-way through
         with self.db.connect() as conn:
             sig = self._signature(conn)
             if sig == self.signature:
+                self.pending = []
                 return emitted
             rows = conn.execute(
                 select(events, regions.c.id, regions.c.version.label("region_version"),
@@ -135,6 +138,7 @@ class RegionSync:
                                                   load_region(conn, row))
                 self.applied[eid] = int(row.region_version)
         self.signature = sig
+        self.pending = []
         return emitted
 
 
@@ -348,6 +352,7 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     # delivery are settled before anything else is emitted: at the start, and again
     # after any failure to publish.
     unsettled = [True]
+    backlog: list[dict[str, Any]] = []
     counts["settled"] = {"pending": 0, "found": 0, "republished": 0}
 
     def emit(emitted: list[Any], extras: dict[str, dict[str, Any]]) -> int:
@@ -357,12 +362,16 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
                 rec.counterpart_key)
             counts["settled"] = {k: counts["settled"][k] + v for k, v in done.items()}
             unsettled[0] = False
-        recs = [_record(a, sync, extras, record_provenance) for a in emitted]
+        # Records of an earlier attempt that failed (store or broker away) go first:
+        # retro-matches of a region already applied would otherwise be lost.
+        recs = backlog + [_record(a, sync, extras, record_provenance) for a in emitted]
         try:
             n = persist_and_publish(db, recs, publish)
         except Exception:
+            backlog[:] = recs
             unsettled[0] = True
             raise
+        backlog.clear()
         counts["associations"] += len(recs)
         counts["published"] += n
         return n

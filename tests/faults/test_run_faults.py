@@ -139,6 +139,80 @@ def test_kafka_sigkill_during_run(fault_db: config.Settings, spark, data_dir: Pa
     assert problems == [], "\n".join(problems)
 
 
+def test_postgres_stopped_during_run(fault_db: config.Settings, spark, data_dir: Path,
+                                    tmp_path: Path) -> None:
+    """The store crashes (pg_ctl stop -m immediate) under `run` while alerts arrive: the
+    failed micro-batches are retried from the checkpoint once it is back, a notice
+    stored after the restart retro-matches, nothing is lost or doubled."""
+    from fink_core import simulator
+    from mm_broker import run
+    from mm_broker.services.postgres import Postgres
+    from publishers.kafka import Topics
+
+    tag = uuid.uuid4().hex[:8]
+    settings = _settings(fault_db, tmp_path, tag)
+    files, df = _alerts(data_dir)
+    ids = set(df["alert_id"].astype(str))
+    early = store(settings, plant(df, tag, 16.88, -19.47, 3.0))
+    late = plant(df, f"{tag}b", 11.25, -14.48, 3.0)
+    topic = Topics(f"f{tag}").counterparts("X", "observation")
+    bootstrap = str(settings.get("kafka.bootstrap"))
+    alert_topic = settings.get("alerts.topics")[0]
+    pg = Postgres(settings)
+    thirds = [files[:len(files) // 3], files[len(files) // 3: 2 * len(files) // 3],
+              files[2 * len(files) // 3:]]
+    batches: list[dict[str, Any]] = []
+    stop = threading.Event()
+    out: dict[str, Any] = {}
+
+    def service() -> None:
+        try:
+            out["counts"] = run.run(settings, spark=spark, name="p", stop=stop,
+                                    on_batch_done=batches.append)
+        except BaseException as exc:  # noqa: BLE001 - reported by the test
+            out["error"] = exc
+
+    t_start = time.monotonic()
+    thread = threading.Thread(target=service, daemon=True)
+    thread.start()
+    down = False
+    try:
+        assert simulator.send(thirds[0], alert_topic, bootstrap).delivered == len(thirds[0])
+        wait_until(lambda: sum(b["alerts"] for b in batches) >= len(thirds[0]), 180,
+                   "the first third to be processed")
+        down = pg.stop(mode="immediate")
+        assert down
+        t_down = time.monotonic()
+        assert simulator.send(thirds[1], alert_topic, bootstrap).delivered == len(thirds[1])
+        time.sleep(8)  # batches fail and are retried while the store is away
+        pg.start()
+        down = False
+        down_s = time.monotonic() - t_down
+        store(settings, late)
+        assert simulator.send(thirds[2], alert_topic, bootstrap).delivered == len(thirds[2])
+        expected = early.keys() | late.keys()
+        wait_until(lambda: len(archived_ids(tmp_path / "archive")) >= len(ids)
+                   and len(topic_keys(settings, topic)) >= len(expected), 240,
+                   "every alert archived and every counterpart on the topic")
+        time.sleep(3)
+    finally:
+        if down:
+            pg.start()
+        stop.set()
+        thread.join(120)
+    assert "error" not in out, out.get("error")
+    counts = out["counts"]
+    problems = _check(settings, tmp_path / "archive", files, ids, expected, topic)
+    print(f"\n[pg-under-run] injected: PostgreSQL crashed for {down_s:.1f} s while "
+          f"{len(thirds[1])} alerts arrived, then a late notice; counted: archive "
+          f"{len(archived_ids(tmp_path / 'archive'))} alerts, topic "
+          f"{sum(topic_keys(settings, topic).values())} messages for {len(expected)} keys, "
+          f"query restarts {counts['restarts']}, settled {counts['settled']}, "
+          f"{time.monotonic() - t_start:.0f} s")
+    assert problems == [], "\n".join(problems)
+    assert counts["restarts"] >= 1, "no micro-batch failed while the store was away"
+
+
 def _service_env(settings: config.Settings, tmp_path: Path, tag: str, data_dir: Path,
                  fault_env: dict[str, str]) -> dict:
     return {**os.environ, **fault_env, "MM_DATA_DIR": str(data_dir),
