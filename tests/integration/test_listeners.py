@@ -103,10 +103,10 @@ def test_dir_listener_daemon_stops_cleanly(fresh_db: config.Settings, data_dir: 
 
 
 def test_vtp_listener_receives_from_comet(running: config.Settings, fresh_db: config.Settings,
-                                          data_dir: Path) -> None:
+                                          data_dir: Path, tmp_path: Path) -> None:
     c = running.tree["comet"]
     env = {**os.environ, "MM_POSTGRES__DATABASE": str(fresh_db.get("postgres.database")),
-           "MM_STATE_DIR": str(running.state_dir / f"vtp-test-{uuid.uuid4().hex[:6]}")}
+           "MM_STATE_DIR": str(tmp_path / "vtp-state")}
     proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "listen", "vtp",
                              "--remote", f"127.0.0.1:{c['broadcast_port']}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
