@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from mm_broker.config import Settings
-from mm_broker.services.process import ServiceError, port_open, read_pid, spawn, terminate, wait_for
+from mm_broker.services.process import (
+    ServiceError,
+    kill,
+    port_open,
+    read_pid,
+    spawn,
+    terminate,
+    wait_for,
+)
 
 
 @dataclass
@@ -75,12 +82,7 @@ class Comet:
 
     def kill(self) -> bool:
         """SIGKILL the broker (a crash, for fault tests); return whether it was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        terminate(pid, timeout=15, sig=signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return kill(self.pid(), self.pid_file)
 
     def status(self) -> str:
         c = self.settings.tree["comet"]

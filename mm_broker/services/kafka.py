@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import base64
 import shutil
-import signal
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -18,7 +17,15 @@ from pathlib import Path
 
 from mm_broker.config import Settings
 from mm_broker.services import jars
-from mm_broker.services.process import ServiceError, port_open, read_pid, spawn, terminate, wait_for
+from mm_broker.services.process import (
+    ServiceError,
+    kill,
+    port_open,
+    read_pid,
+    spawn,
+    terminate,
+    wait_for,
+)
 
 LOG4J2 = """\
 status = warn
@@ -153,12 +160,7 @@ class Kafka:
 
     def kill(self) -> bool:
         """SIGKILL the broker (a crash, for fault tests); return whether it was running."""
-        pid = self.pid()
-        if pid is None:
-            return False
-        terminate(pid, timeout=15, sig=signal.SIGKILL)
-        self.pid_file.unlink(missing_ok=True)
-        return True
+        return kill(self.pid(), self.pid_file)
 
     def status(self) -> str:
         pid = self.pid()

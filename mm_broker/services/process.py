@@ -113,3 +113,13 @@ def terminate(pid: int, timeout: float = 20.0, sig: int = signal.SIGTERM) -> Non
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
+
+
+def kill(pid: int | None, pid_file: Path) -> bool:
+    """SIGKILL a recorded service process (a crash, for fault tests) and forget its pid
+    file; return whether it was running."""
+    if pid is None:
+        return False
+    terminate(pid, timeout=15, sig=signal.SIGKILL)
+    pid_file.unlink(missing_ok=True)
+    return True

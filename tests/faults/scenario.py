@@ -166,3 +166,47 @@ def once_each(name: str, counted: Counter[str], expected: set[str]) -> list[str]
     if extra:
         out.append(f"{name}: {len(extra)} unexpected: {extra[:20]}")
     return out
+
+
+def thirds(files: list[Path]) -> list[list[Path]]:
+    """The alert files in three consecutive parts."""
+    n = len(files)
+    return [files[:n // 3], files[n // 3: 2 * n // 3], files[2 * n // 3:]]
+
+
+class InProcessService:
+    """`mm-broker run` in a thread of the test (sharing the test's Spark session)."""
+
+    def __init__(self, settings: config.Settings, spark: object, name: str) -> None:
+        import threading
+
+        from mm_broker import run
+
+        self.batches: list[dict[str, object]] = []
+        self.stop_event = threading.Event()
+        self.out: dict[str, object] = {}
+
+        def service() -> None:
+            try:
+                self.out["counts"] = run.run(settings, spark=spark, name=name,
+                                             stop=self.stop_event,
+                                             on_batch_done=self.batches.append)
+            except BaseException as exc:  # noqa: BLE001 - reported by stop()
+                self.out["error"] = exc
+
+        self.thread = threading.Thread(target=service, daemon=True)
+        self.thread.start()
+
+    def processed(self) -> int:
+        """Alerts processed by the micro-batches so far."""
+        return sum(int(str(b["alerts"])) for b in self.batches)
+
+    def stop(self) -> dict[str, object]:
+        """Stop the service; return its counts (raise what it raised)."""
+        self.stop_event.set()
+        self.thread.join(120)
+        if "error" in self.out:
+            raise AssertionError(f"run failed: {self.out['error']!r}")
+        counts = self.out["counts"]
+        assert isinstance(counts, dict)
+        return counts

@@ -14,7 +14,6 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from datetime import UTC, datetime
@@ -24,12 +23,14 @@ from typing import Any
 import pytest
 from scenario import (
     ALERTS,
+    InProcessService,
     archived_ids,
     once_each,
     plant,
     raw_offsets,
     store,
     stored_keys,
+    thirds,
     topic_keys,
     wait_until,
 )
@@ -72,7 +73,6 @@ def _check(settings: config.Settings, archive: Path, files: list[Path], ids: set
 def test_kafka_sigkill_during_run(fault_db: config.Settings, spark, data_dir: Path,
                                   tmp_path: Path) -> None:
     from fink_core import simulator
-    from mm_broker import run
     from mm_broker.services.kafka import Kafka
     from publishers.kafka import Topics
 
@@ -85,29 +85,16 @@ def test_kafka_sigkill_during_run(fault_db: config.Settings, spark, data_dir: Pa
     bootstrap = str(settings.get("kafka.bootstrap"))
     alert_topic = settings.get("alerts.topics")[0]
     kafka = Kafka(settings)
-    thirds = [files[:len(files) // 3], files[len(files) // 3: 2 * len(files) // 3],
-              files[2 * len(files) // 3:]]
-    batches: list[dict[str, Any]] = []
-    stop = threading.Event()
-    out: dict[str, Any] = {}
-
-    def service() -> None:
-        try:
-            out["counts"] = run.run(settings, spark=spark, name="k", stop=stop,
-                                    on_batch_done=batches.append)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            out["error"] = exc
-
+    parts = thirds(files)
     t_start = time.monotonic()
-    thread = threading.Thread(target=service, daemon=True)
-    thread.start()
+    service = InProcessService(settings, spark, "k")
     killed = False
     try:
-        assert simulator.send(thirds[0], alert_topic, bootstrap).delivered == len(thirds[0])
-        wait_until(lambda: sum(b["alerts"] for b in batches) >= len(thirds[0]), 120,
+        assert simulator.send(parts[0], alert_topic, bootstrap).delivered == len(parts[0])
+        wait_until(lambda: service.processed() >= len(parts[0]), 120,
                    "the first third to be processed")
         # The second third goes in, and the broker is killed while it is processed.
-        assert simulator.send(thirds[1], alert_topic, bootstrap).delivered == len(thirds[1])
+        assert simulator.send(parts[1], alert_topic, bootstrap).delivered == len(parts[1])
         time.sleep(0.5)
         killed = kafka.kill()
         assert killed, "the private Kafka was not running"
@@ -116,7 +103,7 @@ def test_kafka_sigkill_during_run(fault_db: config.Settings, spark, data_dir: Pa
         kafka.start()
         killed = False
         down_s = time.monotonic() - t_kill
-        assert simulator.send(thirds[2], alert_topic, bootstrap).delivered == len(thirds[2])
+        assert simulator.send(parts[2], alert_topic, bootstrap).delivered == len(parts[2])
         wait_until(lambda: len(archived_ids(tmp_path / "archive")) >= len(ids)
                    and len(topic_keys(settings, topic)) >= len(planted.keys()), 180,
                    "every alert archived and every counterpart on the topic")
@@ -124,12 +111,9 @@ def test_kafka_sigkill_during_run(fault_db: config.Settings, spark, data_dir: Pa
     finally:
         if killed:
             kafka.start()  # never leave the broker down
-        stop.set()
-        thread.join(120)
-    assert "error" not in out, out.get("error")
-    counts = out["counts"]
+        counts = service.stop()
     problems = _check(settings, tmp_path / "archive", files, ids, planted.keys(), topic)
-    print(f"\n[kafka-sigkill] injected: SIGKILL of Kafka while {len(thirds[1])} alerts were "
+    print(f"\n[kafka-sigkill] injected: SIGKILL of Kafka while {len(parts[1])} alerts were "
           f"in flight, broker down {down_s:.1f} s; sent {len(files)} alerts; counted: "
           f"archive {len(archived_ids(tmp_path / 'archive'))} alerts, "
           f"{len(planted.keys())} counterparts expected, topic "
@@ -145,7 +129,6 @@ def test_postgres_stopped_during_run(fault_db: config.Settings, spark, data_dir:
     failed micro-batches are retried from the checkpoint once it is back, a notice
     stored after the restart retro-matches, nothing is lost or doubled."""
     from fink_core import simulator
-    from mm_broker import run
     from mm_broker.services.postgres import Postgres
     from publishers.kafka import Topics
 
@@ -159,37 +142,24 @@ def test_postgres_stopped_during_run(fault_db: config.Settings, spark, data_dir:
     bootstrap = str(settings.get("kafka.bootstrap"))
     alert_topic = settings.get("alerts.topics")[0]
     pg = Postgres(settings)
-    thirds = [files[:len(files) // 3], files[len(files) // 3: 2 * len(files) // 3],
-              files[2 * len(files) // 3:]]
-    batches: list[dict[str, Any]] = []
-    stop = threading.Event()
-    out: dict[str, Any] = {}
-
-    def service() -> None:
-        try:
-            out["counts"] = run.run(settings, spark=spark, name="p", stop=stop,
-                                    on_batch_done=batches.append)
-        except BaseException as exc:  # noqa: BLE001 - reported by the test
-            out["error"] = exc
-
+    parts = thirds(files)
     t_start = time.monotonic()
-    thread = threading.Thread(target=service, daemon=True)
-    thread.start()
+    service = InProcessService(settings, spark, "p")
     down = False
     try:
-        assert simulator.send(thirds[0], alert_topic, bootstrap).delivered == len(thirds[0])
-        wait_until(lambda: sum(b["alerts"] for b in batches) >= len(thirds[0]), 180,
+        assert simulator.send(parts[0], alert_topic, bootstrap).delivered == len(parts[0])
+        wait_until(lambda: service.processed() >= len(parts[0]), 180,
                    "the first third to be processed")
         down = pg.stop(mode="immediate")
         assert down
         t_down = time.monotonic()
-        assert simulator.send(thirds[1], alert_topic, bootstrap).delivered == len(thirds[1])
+        assert simulator.send(parts[1], alert_topic, bootstrap).delivered == len(parts[1])
         time.sleep(8)  # batches fail and are retried while the store is away
         pg.start()
         down = False
         down_s = time.monotonic() - t_down
         store(settings, late)
-        assert simulator.send(thirds[2], alert_topic, bootstrap).delivered == len(thirds[2])
+        assert simulator.send(parts[2], alert_topic, bootstrap).delivered == len(parts[2])
         expected = early.keys() | late.keys()
         wait_until(lambda: len(archived_ids(tmp_path / "archive")) >= len(ids)
                    and len(topic_keys(settings, topic)) >= len(expected), 240,
@@ -198,13 +168,10 @@ def test_postgres_stopped_during_run(fault_db: config.Settings, spark, data_dir:
     finally:
         if down:
             pg.start()
-        stop.set()
-        thread.join(120)
-    assert "error" not in out, out.get("error")
-    counts = out["counts"]
+        counts = service.stop()
     problems = _check(settings, tmp_path / "archive", files, ids, expected, topic)
     print(f"\n[pg-under-run] injected: PostgreSQL crashed for {down_s:.1f} s while "
-          f"{len(thirds[1])} alerts arrived, then a late notice; counted: archive "
+          f"{len(parts[1])} alerts arrived, then a late notice; counted: archive "
           f"{len(archived_ids(tmp_path / 'archive'))} alerts, topic "
           f"{sum(topic_keys(settings, topic).values())} messages for {len(expected)} keys, "
           f"query restarts {counts['restarts']}, settled {counts['settled']}, "
@@ -251,17 +218,16 @@ def test_streaming_job_sigkill_and_restart_from_checkpoint(fault_db: config.Sett
     alert_topic = settings.get("alerts.topics")[0]
     env = _service_env(settings, tmp_path, tag, data_dir, fault_env)
     log = tmp_path / "service.log"
-    thirds = [files[:len(files) // 3], files[len(files) // 3: 2 * len(files) // 3],
-              files[2 * len(files) // 3:]]
+    parts = thirds(files)
     t_start = time.monotonic()
     first = _start_service(env, log)
     second = None
     try:
-        assert simulator.send(thirds[0], alert_topic, bootstrap).delivered == len(thirds[0])
-        wait_until(lambda: len(archived_ids(tmp_path / "archive")) >= len(thirds[0])
+        assert simulator.send(parts[0], alert_topic, bootstrap).delivered == len(parts[0])
+        wait_until(lambda: len(archived_ids(tmp_path / "archive")) >= len(parts[0])
                    or first.poll() is not None, 180, "the first third to be archived")
         assert first.poll() is None, log.read_text()[-3000:]
-        assert simulator.send(thirds[1], alert_topic, bootstrap).delivered == len(thirds[1])
+        assert simulator.send(parts[1], alert_topic, bootstrap).delivered == len(parts[1])
         time.sleep(1.5)  # the second third is being processed
         archived_at_kill = len(archived_ids(tmp_path / "archive"))
         os.killpg(first.pid, signal.SIGKILL)
@@ -269,7 +235,7 @@ def test_streaming_job_sigkill_and_restart_from_checkpoint(fault_db: config.Sett
         # While the job is down: a late notice whose counterparts are among the alerts
         # already archived (and still to come), and the last third of the alerts.
         store(settings, late)
-        assert simulator.send(thirds[2], alert_topic, bootstrap).delivered == len(thirds[2])
+        assert simulator.send(parts[2], alert_topic, bootstrap).delivered == len(parts[2])
         second = _start_service(env, log)
         wait_until(lambda: (len(archived_ids(tmp_path / "archive")) >= len(ids)
                             and len(topic_keys(settings, topic))
@@ -290,18 +256,18 @@ def test_streaming_job_sigkill_and_restart_from_checkpoint(fault_db: config.Sett
     expected = early.keys() | late.keys()
     problems = _check(settings, tmp_path / "archive", files, ids, expected, topic)
     print(f"\n[job-sigkill] injected: SIGKILL of `mm-broker run` with {archived_at_kill} of "
-          f"{len(files)} alerts archived and {len(thirds[1])} in flight; while down, a late "
+          f"{len(files)} alerts archived and {len(parts[1])} in flight; while down, a late "
           f"notice ({len(late.expected)} counterparts among earlier alerts) and "
-          f"{len(thirds[2])} more alerts; counted after the restart: archive "
+          f"{len(parts[2])} more alerts; counted after the restart: archive "
           f"{len(archived_ids(tmp_path / 'archive'))} alerts, topic "
           f"{sum(topic_keys(settings, topic).values())} messages for {len(expected)} "
           f"expected keys, second run {counts}, {time.monotonic() - t_start:.0f} s")
     assert problems == [], "\n".join(problems)
-    assert late.expected - set(thirds_ids(thirds[2], df)), \
+    assert late.expected - _ids_of(parts[2]), \
         "the late region must have counterparts among alerts archived before it"
 
 
-def thirds_ids(files: list[Path], df: Any) -> set[str]:
+def _ids_of(files: list[Path]) -> set[str]:
     """alert ids of the given files."""
     from fink_core.decode import read_alert_files
 
