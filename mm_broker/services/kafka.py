@@ -108,8 +108,11 @@ class Kafka:
         if (self.dir / "data" / "meta.properties").exists():
             return
         cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # '=' form: a base64url id may start with '-', which argparse would take for
+        # an option (it did, 1 in 32 formats).
         proc = subprocess.run([_java(), "-cp", cp, "kafka.tools.StorageTool", "format",
-                               "-t", cluster_id, "-c", str(props), "--ignore-formatted"],
+                               f"--cluster-id={cluster_id}", "-c", str(props),
+                               "--ignore-formatted"],
                               capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise ServiceError(f"Kafka storage format failed:\n{proc.stdout}\n{proc.stderr}")
