@@ -319,11 +319,10 @@ class _AlertTemplate:
         [self._dec_at] = where(struct.pack("<d", self._DEC), 1)
         [self._oid_at] = where(sentinel_oid.encode(), 1)
         self._pack = struct.Struct("<d").pack
-        check = fastavro.reader(io.BytesIO(self.copy(10**17 + 1, "ZTF00zzzzzzz"[:len(
-            self.object_id)], 1.5, -2.5)))
-        got: Any = next(check)
-        if (got["candid"], got["candidate"]["candid"], got["candidate"]["ra"],
-                got["candidate"]["dec"]) != (10**17 + 1, 10**17 + 1, 1.5, -2.5):
+        oid = self.object_id_for(1)
+        got: Any = next(fastavro.reader(io.BytesIO(self.copy(10**17 + 1, oid, 1.5, -2.5))))
+        if (got["candid"], got["candidate"]["candid"], got["objectId"], got["candidate"]["ra"],
+                got["candidate"]["dec"]) != (10**17 + 1, 10**17 + 1, oid, 1.5, -2.5):
             raise RuntimeError(f"{path.name}: patched copy does not decode as written")
 
     def object_id_for(self, i: int) -> str:
@@ -441,10 +440,10 @@ class _ScratchService:
     """
 
     def __init__(self, settings: Settings, kind: str, trigger: str,
-                 workdir: Path | None = None) -> None:
+                 workdir: Path | None = None, env: dict[str, str] | None = None) -> None:
         import uuid
 
-        self.settings, self.trigger = settings, trigger
+        self.settings, self.trigger, self.env = settings, trigger, dict(env or {})
         self.tag = uuid.uuid4().hex[:8]
         self.topic_in, self.prefix = f"bench.{kind}.{self.tag}", f"bench{self.tag}"
         self.keep = workdir is not None
@@ -524,7 +523,7 @@ class _ScratchService:
                "MM_ALERTS__TOPICS": json.dumps([self.topic_in]),
                "MM_PUBLISH__TOPIC_PREFIX": self.prefix, "MM_ALERTS__TRIGGER": self.trigger,
                "MM_ALERTS__ARCHIVE_URI": self.archive.as_uri(),
-               "MM_ALERTS__CHECKPOINT_URI": self.checkpoints.as_uri()}
+               "MM_ALERTS__CHECKPOINT_URI": self.checkpoints.as_uri(), **self.env}
         t0 = time.time()
         with open(self.log_path, "wb") as log_file:  # the child keeps its own descriptor
             self.proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "run"],
@@ -565,6 +564,13 @@ class _ScratchService:
                     continue
                 break
         return self.counts
+
+    def log_problems(self) -> dict[str, int]:
+        """Lines of the service's log that tell of trouble, by kind."""
+        kinds = {"java_out_of_memory": "java.lang.OutOfMemoryError",
+                 "query_failed": "mm_broker.run: query ", "error_lines": " ERROR "}
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return {k: text.count(v) for k, v in kinds.items()}
 
     def _cleanup(self) -> None:
         import shutil
@@ -724,7 +730,7 @@ def _process_tree(root: int) -> list[int]:
 
 
 def _proc_usage(pid: int) -> tuple[float, int, bytes] | None:
-    """(RSS MiB, CPU ticks incl. reaped children, command line) of a live process."""
+    """(RSS MiB, CPU ticks (user + system), command line) of a live process."""
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -733,29 +739,61 @@ def _proc_usage(pid: int) -> tuple[float, int, bytes] | None:
         return None
     rss_kb = next((int(line.split()[1]) for line in status.splitlines()
                    if line.startswith("VmRSS:")), 0)
-    ticks = sum(int(f) for f in fields[11:15])  # utime stime cutime cstime
+    ticks = int(fields[11]) + int(fields[12])  # utime, stime
     return rss_kb / 1024, ticks, cmdline
 
 
-def _service_usage(root: int) -> dict[str, float]:
-    """Resident memory (MiB) of the service's process tree by role, and its CPU ticks:
-    ``driver`` (the ``mm-broker run`` Python process), ``jvm`` (Spark's driver JVM that
-    pyspark starts), ``python_workers`` (the pyspark daemon and its workers, children
-    of the JVM, running the ``mapInPandas`` decoding), ``other``."""
-    usage = {"driver": 0.0, "jvm": 0.0, "python_workers": 0.0, "other": 0.0}
-    ticks, count = 0, 0
+def _service_usage(root: int) -> tuple[dict[str, float], dict[int, tuple[str, int]]]:
+    """Resident memory (MiB) of the service's process tree by role, and the CPU ticks of
+    each of its processes (pid → (role, ticks)). Roles: ``driver`` (the ``mm-broker
+    run`` Python process: join, store, publication), ``jvm`` (Spark's driver JVM that
+    pyspark starts: Kafka source, raw archive, scheduling), ``python_workers`` (the
+    pyspark daemon and its workers, children of the JVM: Avro decoding and enrichment in
+    ``mapInPandas``), ``other``. The RSS dict also has ``total`` and ``processes``."""
+    rss = dict.fromkeys(("driver", "jvm", "python_workers", "other"), 0.0)
+    ticks: dict[int, tuple[str, int]] = {}
     for pid in _process_tree(root):
         got = _proc_usage(pid)
         if got is None:
             continue
-        rss, t, cmd = got
+        mib, t, cmd = got
         role = ("driver" if pid == root else "jvm" if b"java" in cmd.split(b"\0")[0]
                 else "python_workers" if b"pyspark" in cmd else "other")
-        usage[role] += rss
-        ticks += t
-        count += 1
-    return {**{k: round(v, 1) for k, v in usage.items()},
-            "total": round(sum(usage.values()), 1), "processes": count, "ticks": ticks}
+        rss[role] += mib
+        ticks[pid] = (role, t)
+    return ({**{k: round(v, 1) for k, v in rss.items()},
+             "total": round(sum(rss.values()), 1), "processes": len(ticks)}, ticks)
+
+
+def _cpu_by_role(window: list[dict[int, tuple[str, int]]]) -> dict[str, int]:
+    """CPU ticks spent by role between the first and the last of these samples of
+    per-process ticks: for each process, its last value seen minus its value in the
+    first sample (0 if it started later). A process that ended between two samples
+    loses at most one sampling interval."""
+    first, last = window[0], {}
+    for per_pid in window:
+        last.update(per_pid)
+    out: dict[str, int] = {"total": 0}
+    for pid, (role, ticks) in last.items():
+        spent = ticks - (first[pid][1] if pid in first else 0)
+        out[role] = out.get(role, 0) + spent
+        out["total"] += spent
+    return out
+
+
+def _batch_log(path: Path, t_start: float) -> list[tuple[float, int]]:
+    """(seconds since ``t_start``, alerts) of each micro-batch the service logged."""
+    import re
+
+    line = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),(\d{3}) INFO mm_broker\.run: "
+                      r"batch \d+: (\d+) alerts")
+    out = []
+    for text in path.read_text(errors="replace").splitlines():
+        m = line.match(text)
+        if m:
+            at = datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+            out.append((round(at + int(m.group(2)) / 1e3 - t_start, 1), int(m.group(3))))
+    return out
 
 
 def _machine_ticks() -> tuple[int, int]:
@@ -784,7 +822,8 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
                minutes: float = 10.0, regions: int = 100, match_fraction: float = 0.02,
                cutouts: int = 0, warmup_s: float = 60.0, sample_s: float = 10.0,
                trigger_s: float = 2.0, voevents: int = 1, min_free_gb: float = 8.0,
-               drain_timeout_s: float = 300.0, seed: int = 1,
+               drain_timeout_s: float = 300.0, stall_timeout_s: float = 300.0,
+               max_offsets: int = 0, seed: int = 1,
                workdir: Path | None = None) -> dict[str, Any]:
     """Sustained load through the whole chain: ``rate_per_min`` alerts for ``minutes``
     into Kafka → ``mm-broker run`` (Spark decoding and enrichment, the join against
@@ -806,26 +845,38 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
     reads them, and with them (66 kB per alert) 100,000 alerts/min put ~110 MB/s into
     Kafka and as much into the raw archive, ~130 GB in 10 minutes, more than the disk
     of a development machine; ``cutouts=1`` sends the full alerts (short runs). A
-    producer thread sends them at the rate (``sent`` times recorded per alert) after
-    the service's two streaming queries have started. The run stops early if the disk
-    holding the state has less than ``min_free_gb`` free.
+    producer thread sends them at the rate (the time of each ``produce`` recorded)
+    once the service's two streaming queries have started (``service_start_s``). The
+    run stops sending early if the disk holding the state has less than
+    ``min_free_gb`` free, if the service exits, or if it stalls (no micro-batch
+    committed for ``stall_timeout_s`` while alerts wait) (``stopped_early``;
+    ``service_log`` counts the log's errors). ``max_offsets`` (0: the configuration's
+    ``alerts.max_offsets_per_trigger``) caps the alerts of one micro-batch.
 
-    Measured every ``sample_s`` (t = seconds since the first alert was sent):
+    Measured every ``sample_s`` (t = seconds since the first alert was sent), until the
+    backlog is drained (at most ``max(drain_timeout_s, duration)`` after sending):
 
     * lag: the alert topic's end offsets minus the offsets the ``coincidence`` query
       has committed in its checkpoint (:func:`_checkpoint_offsets`): alerts in Kafka
       not yet through decoding, join *and* publication. Spark does not commit offsets
-      to Kafka, so consumer-group lag would say nothing. The raw archive query's lag
-      is reported too (``raw_lag_*``).
+      to Kafka, so a consumer group's lag would say nothing. ``raw_lag_final`` is the
+      raw archive query's.
     * resident memory of the service's process tree from /proc (Python driver, Spark's
-      JVM, the pyspark workers; :func:`_service_usage`). ``rss_start_mb`` is the first
-      sample after the warm-up (``min(warmup_s, duration / 5)`` after the first alert:
-      JVM heap, Python workers and caches have grown to their working size),
-      ``rss_end_mb`` the last sample, taken once the backlog is drained (or after
-      ``drain_timeout_s``), before the service is stopped.
-    * CPU: cores used by the service tree, the Kafka broker and this process (the
-      producer), and the machine's busy share, over the steady window (warm-up → end
-      of sending).
+      JVM, the pyspark workers; :func:`_service_usage`). ``rss_start_mb`` is the median
+      of the samples in the first ``min(60 s, duration / 5)`` after the warm-up
+      (``min(warmup_s, duration / 5)`` after the first alert: JVM heap, Python workers
+      and caches have grown to their working size), ``rss_end_mb`` the median over as
+      long up to the sample taken once the backlog is drained, before the service is
+      stopped: the JVM's resident size swings by a GB or more with its garbage
+      collections, so single samples would mostly measure where a cycle was.
+      ``rss_samples`` has every sample, by role.
+    * throughput: ``processed_per_s`` = alerts committed by the coincidence query from
+      the end of the warm-up until the backlog was drained, per second. When the
+      service keeps up this is the sending rate; when it falls behind (lag growing),
+      its capacity on this machine.
+    * CPU over the steady window (warm-up → end of sending), in cores: the service by
+      role, the Kafka broker, this process (the producer), the whole machine and what
+      is left for other processes (PostgreSQL, Comet, anything else running).
 
     Latency: for each counterpart on the topic, its message timestamp (set when the
     service produced it) minus the time its alert was produced; p50/p95 over alerts
@@ -837,9 +888,11 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
     Comet subscriber received that name our events; one per event version and
     micro-batch, up to 20 candidates each) are what the chain did.
 
-    Goals are reported, not asserted: ``met.throughput`` (alerts processed per minute
-    during the steady window ≥ 98 % of 100,000), ``met.rate_sent`` (the producer held
-    the goal rate), ``met.rss_growth`` (< 10 %), ``met.drained`` (final lag 0).
+    Goals are reported, not asserted: ``met.throughput`` (``processed_per_min`` ≥ 98 %
+    of 100,000), ``met.rate_sent`` (the producer held the goal rate),
+    ``met.rss_growth`` (< 10 %; ``None`` when the service exited, stalled, or logged an
+    ``OutOfMemoryError`` or a failed query: its memory then says nothing about a
+    leak), ``met.drained`` (final lag 0).
     """
     import shutil
     import uuid
@@ -856,6 +909,7 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
     n = int(round(rate * duration))
     regions = int(regions)
     warm = min(warmup_s, duration / 5)
+    drain = max(drain_timeout_s, duration)
     template = _AlertTemplate(settings.data_dir / LATENCY_ALERT, cutouts=bool(cutouts))
     alert_bytes = len(template.data)
     sky = _soak_sky(regions, n, match_fraction, int(seed))
@@ -873,7 +927,8 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
 
     out: dict[str, Any] = {"benchmark": "soak", **machine()}
     trigger = f"{int(round(trigger_s * 1000))} milliseconds"
-    with _ScratchService(settings, "soak", trigger, workdir) as svc:
+    env = {"MM_ALERTS__MAX_OFFSETS_PER_TRIGGER": str(int(max_offsets))} if max_offsets else {}
+    with _ScratchService(settings, "soak", trigger, workdir, env) as svc:
         notices = svc.work / "notices"
         notices.mkdir(parents=True, exist_ok=True)
         expected_per_alert = np.zeros(n, dtype=np.int64)
@@ -907,9 +962,9 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
         def sample() -> dict[str, Any]:
             end, processed, raw = offsets()
             kafka = _proc_usage(kafka_pid) if kafka_pid else None
-            rss = _service_usage(svc.proc.pid)
+            rss, ticks = _service_usage(svc.proc.pid)
             s = {"t": round(time.time() - t_start, 1), "end": end, "processed": processed,
-                 "lag": end - processed, "raw": raw, "rss": rss, "ticks_service": rss["ticks"],
+                 "lag": end - processed, "raw": raw, "rss": rss, "ticks": ticks,
                  "machine": _machine_ticks(), "kafka_ticks": kafka[1] if kafka else 0,
                  "bench_s": sum(os.times()[:2]), "load": round(os.getloadavg()[0], 2),
                  "free_gb": round(shutil.disk_usage(settings.state_dir).free / 1e9, 1)}
@@ -929,8 +984,10 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
             t_start = time.time()
             sender.start()
             stopped_early: str | None = None
+            unhealthy = False  # the service exited, stalled: its memory says little
             end_of_sending: dict[str, Any] | None = None
             next_sample = 0.0
+            progress = (0, time.time())  # (processed, when it last moved)
             while True:
                 elapsed = time.time() - t_start
                 if elapsed >= next_sample:
@@ -939,25 +996,41 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
                     if last["free_gb"] < min_free_gb and not stop_sending.is_set():
                         stopped_early = f"disk: {last['free_gb']} GB free < {min_free_gb} GB"
                         stop_sending.set()
+                    if last["processed"] != progress[0] or last["lag"] == 0:
+                        progress = (last["processed"], time.time())
+                    elif time.time() - progress[1] > stall_timeout_s:
+                        stopped_early = (f"service stalled: no micro-batch committed for "
+                                         f"{stall_timeout_s:.0f} s with {last['lag']} alerts "
+                                         f"waiting; see {svc.log_path}")
+                        unhealthy = True
+                        stop_sending.set()
+                        break
                 if svc.proc.poll() is not None:
                     stopped_early = f"service exited ({svc.proc.returncode}); see {svc.log_path}"
+                    unhealthy = True
                     stop_sending.set()
                     break
                 if end_of_sending is None and not sender.is_alive():
                     end_of_sending = sample()
                 if end_of_sending is not None:
                     end, processed, _ = offsets()
-                    if end == processed or elapsed - end_of_sending["t"] > drain_timeout_s:
+                    if end == processed:
+                        break
+                    if elapsed - end_of_sending["t"] > drain:
+                        idle = time.time() - progress[1]
+                        stopped_early = (f"backlog of {end - processed} alerts not drained "
+                                         f"{drain:.0f} s after the end of sending; last "
+                                         f"micro-batch committed {idle:.0f} s ago")
+                        unhealthy = idle > stall_timeout_s
                         break
                 time.sleep(max(0.0, min(1.0, next_sample - (time.time() - t_start))))
-            drained_at = time.time() - t_start
+            final = sample()  # drained (or given up): the end of the measurement
             sender.join(70)
             n_sent = sent_box[0] if sent_box else int(np.count_nonzero(sent_at))
             expected = int(expected_per_alert[:n_sent].sum())
             deadline = time.time() + 30
             while len(follower.keys) < expected and time.time() < deadline:
                 time.sleep(0.5)
-            final = sample()
         finally:
             stop_sending.set()
             consumer.close()
@@ -979,26 +1052,65 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
             needle = svc.tag.encode()
             voevents_received = sum(1 for p in (svc.work / "voevents").iterdir()
                                     if p.is_file() and needle in p.read_bytes())
+        batches = [b for b in _batch_log(svc.log_path, t_start) if b[0] >= warm]
+        problems = svc.log_problems()
+        unhealthy = unhealthy or problems["java_out_of_memory"] > 0 or problems[
+            "query_failed"] > 0
 
     # ---- figures
-    steady_from = next((s for s in samples if s["t"] >= warm), samples[0])
-    steady_to = end_of_sending if end_of_sending is not None else samples[-1]
+    # Windows (sample indices): from the first sample after the warm-up to the drained
+    # sample, or, if the backlog was not drained, to the first sample showing the last
+    # micro-batch committed; the steady window (CPU) also ends with the sending.
+    a = next((k for k, x in enumerate(samples) if x["t"] >= warm), 0)
+    z = len(samples) - 1
+    if final["lag"] != 0:
+        z = next(k for k, x in enumerate(samples) if x["processed"] == final["processed"])
+    z = max(a, z)
+    e = z if end_of_sending is None else max(a, min(z, samples.index(end_of_sending)))
+    steady_from, steady_to = samples[a], samples[e]
     span = max(1e-9, steady_to["t"] - steady_from["t"])
-    busy, total = (b - a for a, b in zip(steady_from["machine"], steady_to["machine"],
+    busy, total = (q - p for p, q in zip(steady_from["machine"], steady_to["machine"],
                                          strict=True))
-    rss_start, rss_end = steady_from["rss"]["total"], final["rss"]["total"]
-    send_s = steady_to["t"]
-    processed_steady = (steady_to["processed"] - steady_from["processed"]) / span
+    ncpu = os.cpu_count() or 1
+    # RSS at start and end: medians over a window (the JVM's heap breathes by a GB or
+    # more between two samples, so one sample would say little)
+    rw = min(60.0, duration / 5)
+    roles = ("total", "driver", "jvm", "python_workers")
+    windows = {"start": [x for x in samples
+                         if steady_from["t"] <= x["t"] <= steady_from["t"] + rw],
+               "end": [x for x in samples if x["t"] >= final["t"] - rw]}
+    rss = {w: {r: round(float(np.median([x["rss"][r] for x in win])), 1) for r in roles}
+           for w, win in windows.items()}
+
+    def growth(role: str) -> float | None:
+        first = rss["start"][role]
+        return round((rss["end"][role] - first) / first * 100, 1) if first else None
+
+    # from the first produce to the last one, plus one interval
+    send_s = round(float(sent_at[n_sent - 1]) - t_start + 1 / rate, 1) if n_sent else 0.0
+    processed_per_s = ((samples[z]["processed"] - steady_from["processed"])
+                       / max(1e-9, samples[z]["t"] - steady_from["t"]))
     after_warm = [lat for sent, lat in follower.latency if sent >= t_start + warm]
     all_lat = [lat for _, lat in follower.latency]
-
-    def cores(key: str, per_s: float) -> float:
-        return round((steady_to[key] - steady_from[key]) / per_s / span, 2)
+    spent = _cpu_by_role([x["ticks"] for x in samples[a:e + 1]])
+    cpu = {f"service_{role}_cores": round(spent.get(role, 0) / clk / span, 2)
+           for role in ("total", "driver", "jvm", "python_workers")}
+    cpu["kafka_cores"] = round((steady_to["kafka_ticks"] - steady_from["kafka_ticks"])
+                               / clk / span, 2)
+    cpu["bench_producer_cores"] = round((steady_to["bench_s"] - steady_from["bench_s"]) / span,
+                                        2)
+    cpu["machine_busy_cores"] = round(ncpu * busy / max(total, 1), 2)
+    cpu["other_processes_cores"] = round(cpu["machine_busy_cores"] - cpu["service_total_cores"]
+                                         - cpu["kafka_cores"] - cpu["bench_producer_cores"], 2)
+    cpu["loadavg_1min_max"] = max(x["load"] for x in samples)
+    gaps = np.diff([b[0] for b in batches]) if len(batches) > 1 else np.zeros(0)
 
     out.update({
         "params": {"rate_per_min": rate_per_min, "minutes": minutes, "regions": regions,
                    "match_fraction": match_fraction, "cutouts": bool(cutouts),
-                   "warmup_s": warm, "sample_s": sample_s, "trigger": trigger, "seed": seed},
+                   "warmup_s": warm, "sample_s": sample_s, "trigger": trigger,
+                   "max_offsets_per_trigger": int(max_offsets) or int(
+                       settings.get("alerts.max_offsets_per_trigger")), "seed": seed},
         "chain": "Kafka -> mm-broker run (Spark decode + enrichment, join on the driver, "
                  "associations table) -> Kafka counterpart topic + VOEvents through Comet",
         "spark_master": str(settings.get("spark.master")),
@@ -1010,11 +1122,19 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
         "rate_achieved_per_min": round(n_sent / max(send_s, 1e-9) * 60, 1),
         "processed": final["processed"],
         "processed_by_service": None if counts is None else counts.get("alerts"),
-        "processed_per_s": round(processed_steady, 1),
-        "processed_per_min": round(processed_steady * 60, 1),
-        "processed_per_s_overall": round(final["processed"] / max(drained_at, 1e-9), 1),
-        "steady_window_s": [steady_from["t"], steady_to["t"]],
-        "drain_s": round(drained_at - steady_to["t"], 1),
+        "processed_per_s": round(processed_per_s, 1),
+        "processed_per_min": round(processed_per_s * 60, 1),
+        "processed_window_s": [steady_from["t"], samples[z]["t"]],
+        "drain_s": None if end_of_sending is None or final["lag"] != 0
+        else round(final["t"] - end_of_sending["t"], 1),
+        "batches_after_warmup": {
+            "count": len(batches), "alerts_max": max((b[1] for b in batches), default=0),
+            "alerts_mean": round(float(np.mean([b[1] for b in batches])), 1) if batches
+            else 0.0, "interval_s_mean": round(float(gaps.mean()), 2) if len(gaps) else None,
+            "interval_s_max": round(float(gaps.max()), 2) if len(gaps) else None,
+            # each batch's alerts over the time since the previous one completed
+            "alerts_per_s": round(sum(b[1] for b in batches[1:]) / float(gaps.sum()), 1)
+            if len(gaps) and gaps.sum() > 0 else None},
         "regions": regions,
         "counterparts": {"fraction_asked": match_fraction,
                          "fraction": round(expected / max(n_sent, 1), 4),
@@ -1027,34 +1147,36 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
         **_latency_figures("latency_all", all_lat),
         "lag_definition": "alert topic end offsets minus the offsets of the last "
                           "micro-batch the coincidence query committed (its checkpoint)",
-        "lag_samples": [[s["t"], s["lag"]] for s in samples],
+        "lag_samples": [[x["t"], x["lag"]] for x in samples],
         "lag_max": max(s["lag"] for s in samples),
         "lag_at_end_of_sending": steady_to["lag"], "lag_final": final["lag"],
         "raw_lag_final": final["end"] - final["raw"],
-        "rss_samples": [[s["t"], s["rss"]["total"]] for s in samples],
-        "rss_start_at_s": steady_from["t"], "rss_end_at_s": final["t"],
-        "rss_start_mb": rss_start, "rss_end_mb": rss_end,
-        "rss_growth_pct": round((rss_end - rss_start) / rss_start * 100, 1)
-        if rss_start else None,
-        "rss_start_by_process_mb": {k: v for k, v in steady_from["rss"].items()
-                                    if k != "ticks"},
-        "rss_end_by_process_mb": {k: v for k, v in final["rss"].items() if k != "ticks"},
-        "cpu_steady": {"service_cores": cores("ticks_service", clk),
-                       "kafka_cores": cores("kafka_ticks", clk),
-                       "bench_producer_cores": cores("bench_s", 1.0),
-                       "machine_busy_pct": round(100 * busy / max(total, 1), 1),
-                       "loadavg_1min_max": max(s["load"] for s in samples)},
+        "rss_samples_columns": ["t_s", "total_mb", "driver_mb", "jvm_mb", "python_workers_mb"],
+        "rss_samples": [[x["t"], x["rss"]["total"], x["rss"]["driver"], x["rss"]["jvm"],
+                         x["rss"]["python_workers"]] for x in samples],
+        "rss_definition": "median of the samples in the first min(60 s, duration/5) after "
+                          "the warm-up (start) and in the same length up to the drained "
+                          "sample (end)",
+        "rss_start_window_s": [windows["start"][0]["t"], windows["start"][-1]["t"]],
+        "rss_end_window_s": [windows["end"][0]["t"], windows["end"][-1]["t"]],
+        "rss_start_mb": rss["start"]["total"], "rss_end_mb": rss["end"]["total"],
+        "rss_growth_pct": growth("total"),
+        "rss_start_by_process_mb": {r: rss["start"][r] for r in roles[1:]},
+        "rss_end_by_process_mb": {r: rss["end"][r] for r in roles[1:]},
+        "rss_growth_by_process_pct": {r: growth(r) for r in roles[1:]},
+        "cpu_steady_window_s": [steady_from["t"], steady_to["t"]], "cpu_steady": cpu,
         "disk_free_gb_start": round(free_start / 1e9, 1),
         "disk_free_gb_min": min(s["free_gb"] for s in samples),
-        "service_counts": counts, "stopped_early": stopped_early,
+        "service_counts": counts, "service_log": {"path": str(svc.log_path), **problems},
+        "stopped_early": stopped_early,
         "goal_rate_per_min": SOAK_GOAL_RATE_PER_MIN,
         "goal_rss_growth_pct_max": SOAK_GOAL_RSS_GROWTH_PCT,
     })
     out["met"] = {
         "rate_sent": out["rate_achieved_per_min"] >= 0.98 * SOAK_GOAL_RATE_PER_MIN,
         "throughput": out["processed_per_min"] >= 0.98 * SOAK_GOAL_RATE_PER_MIN,
-        "rss_growth": out["rss_growth_pct"] is not None
-        and out["rss_growth_pct"] < SOAK_GOAL_RSS_GROWTH_PCT,
+        "rss_growth": None if unhealthy or out["rss_growth_pct"] is None
+        else out["rss_growth_pct"] < SOAK_GOAL_RSS_GROWTH_PCT,
         "drained": final["lag"] == 0}
     return out
 

@@ -293,7 +293,8 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("name", help="notices, pipeline, join, latency, retro, publish, soak")
     b.add_argument("--json", action="store_true", help="one-line JSON")
     b.add_argument("--param", action="append",
-                   help="benchmark parameter KEY=VALUE, e.g. rate=200 (repeatable)")
+                   help="benchmark parameter KEY=VALUE, e.g. rate=200 or, for soak, "
+                        "minutes=1 (repeatable; see benchmarks/README.md)")
     b.set_defaults(func=_bench)
 
     d = sub.add_parser("demo", help="run the demo on the bundled real data")
