@@ -244,6 +244,25 @@ class InMemoryAlertStore:
             self._sorted = None
         return new
 
+    def forget_before(self, cutoff_ns: int) -> int:
+        """Drop the alerts whose time is before ``cutoff_ns``; return how many.
+
+        For stores backed by an archive that holds them too
+        (:class:`coincidence.archive_store.ArchiveAlertStore`): memory stays bounded
+        on an endless stream. A forgotten alert added again counts as new.
+        """
+        if not self._batches:
+            return 0
+        everything = AlertBatch.concat(self._batches)
+        old = everything.time_ns < cutoff_ns
+        if not old.any():
+            return 0
+        self._seen.difference_update(everything.alert_id[old].tolist())
+        keep = np.flatnonzero(~old)
+        self._batches = [everything.take(keep)] if len(keep) else []
+        self._sorted = None
+        return int(old.sum())
+
     def _consolidated(self) -> tuple[AlertBatch, IntArray]:
         if self._sorted is None:
             everything = AlertBatch.concat(self._batches)

@@ -7,7 +7,10 @@ reading only the partitions of the nights the window spans and the coarse HEALPi
 cells the region touches, and only the columns the engine needs; the exact
 order-29 range test and the time test are then numpy. Alerts of the current
 session are also kept in memory (the archive query may lag the stream by one
-micro-batch), and the two answers are merged by ``alert_id``.
+micro-batch), and the two answers are merged by ``alert_id``. With a
+``memory_horizon_s``, alerts older than that (before the newest alert added) leave
+the memory: they are still answered from the archive, and memory stays bounded on
+an endless stream.
 """
 
 from __future__ import annotations
@@ -41,19 +44,37 @@ class ArchiveAlertStore:
     archive_uri : str
         The archive root (``file://`` URI or local path); the enriched alerts are in
         ``<archive_uri>/enriched``.
+    memory_horizon_s : float, optional
+        Keep in memory only the alerts of the last this-many seconds (alert time,
+        before the newest added); ``None``: all of this session's.
     """
 
-    def __init__(self, archive_uri: str) -> None:
+    def __init__(self, archive_uri: str, memory_horizon_s: float | None = None) -> None:
         parsed = urlparse(archive_uri)
         self.root = Path(parsed.path if parsed.scheme == "file" else archive_uri) / "enriched"
         self.memory = InMemoryAlertStore()
+        self.horizon_ns = None if memory_horizon_s is None else int(memory_horizon_s * 1e9)
+        self._newest_ns: int | None = None
+        self._kept_at_trim = 0
+        #: Alerts memory may grow by, beyond a quarter, before it is trimmed again.
+        self.trim_slack = 1000
 
     def __len__(self) -> int:
         return len(self.memory)
 
     def add(self, batch: AlertBatch) -> AlertBatch:
         """See :meth:`coincidence.alerts.AlertStore.add` (kept in memory)."""
-        return self.memory.add(batch)
+        new = self.memory.add(batch)
+        if self.horizon_ns is not None and len(new):
+            newest = int(new.time_ns.max())
+            self._newest_ns = newest if self._newest_ns is None else max(self._newest_ns,
+                                                                          newest)
+            # Trim when memory has grown by a quarter since the last trim (each trim
+            # copies what is kept).
+            if len(self.memory) > 1.25 * self._kept_at_trim + self.trim_slack:
+                self.memory.forget_before(self._newest_ns - self.horizon_ns)
+                self._kept_at_trim = len(self.memory)
+        return new
 
     def query(self, start_ns: int, end_ns: int,
               ranges: npt.NDArray[np.uint64] | npt.NDArray[np.int64]) -> AlertBatch:

@@ -333,7 +333,11 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     keys = [c.key for c in catalogues]
 
     db = engine_for(settings)
-    coinc = CoincidenceEngine(store=ArchiveAlertStore(settings.archive_uri()),
+    # Every alert is archived before it is joined, so the engine's memory need only
+    # hold the recent ones (a replayed micro-batch is recognised by them).
+    store = ArchiveAlertStore(settings.archive_uri(),
+                              memory_horizon_s=float(settings.get("alerts.memory_horizon_s")))
+    coinc = CoincidenceEngine(store=store,
                               windows=windows_from_settings(settings))
     sync = RegionSync(db, coinc)
     publisher = Publisher.from_settings(settings)

@@ -185,3 +185,39 @@ def test_spark_file_sink_archive_is_refused(tmp_path: Path) -> None:
     meta.mkdir(parents=True)
     with pytest.raises(CompactionError, match="_spark_metadata"):
         compact((tmp_path / "archive").as_uri(), None)
+
+
+def test_memory_horizon_bounds_memory_and_loses_no_alert(
+        enriched: pd.DataFrame, catalogues: list[C.Catalogue], tmp_path: Path) -> None:
+    """`run`'s store keeps only recent alerts in memory; a late notice still finds every
+    archived alert (from the archive), the same set as with everything in memory."""
+    from coincidence.alerts import AlertBatch
+    from mm_broker.replay import engine_frame
+
+    keys = [c.key for c in catalogues]
+    root = tmp_path / "archive"
+    frame, _ = engine_frame(enriched)
+    frame = frame.reset_index(drop=True)
+    bounded = ArchiveAlertStore(root.as_uri(), memory_horizon_s=3600.0)
+    bounded.trim_slack = 0  # trim at every batch (a few hundred alerts here)
+    unbounded = ArchiveAlertStore((tmp_path / "empty").as_uri())
+    new_counts = []
+    for part in np.array_split(np.arange(len(frame)), 8):
+        rows = frame.iloc[part]
+        write_enriched_batch(enriched[enriched["alert_id"].isin(rows["alert_id"])],
+                             root.as_uri(), int(part[0]), keys)
+        batch = AlertBatch.from_frame(rows)
+        new_counts.append(len(bounded.add(batch)))
+        unbounded.add(batch)
+    assert sum(new_counts) == len(frame)  # every alert new once
+    # The alerts span years: most left the memory, the last hour's stayed.
+    times = pd.to_datetime(frame["alert_time"], utc=True)
+    recent = int((times >= times.max() - pd.Timedelta(hours=1)).sum())
+    assert len(unbounded) == len(frame)
+    # What stays: the last hour's alerts, plus at most the last batch (not yet trimmed).
+    assert recent <= len(bounded) <= recent + new_counts[-1] < len(frame)
+    wide = np.array([[0, 12 * 4**29]], dtype=np.uint64)
+    got = bounded.query(0, 2**62, wide)
+    want = unbounded.query(0, 2**62, wide)
+    assert sorted(got.alert_id.tolist()) == sorted(want.alert_id.tolist())
+    assert len(got) == len(frame)
