@@ -203,7 +203,7 @@ def persist_and_publish(db: Engine, records: list[dict[str, Any]],
 
 def republish_pending(db: Engine, publish: Callable[[list[dict[str, Any]]], Any],
                       already_on_topic: Callable[[list[dict[str, Any]], datetime], set[str]],
-                      key_of: Callable[[Mapping[str, Any]], str]) -> dict[str, int]:
+                      ) -> dict[str, int]:
     """Settle the rows a crash left between insert and confirmed delivery.
 
     Each such record is looked for on its topic (from a little before the row was
@@ -224,7 +224,9 @@ def republish_pending(db: Engine, publish: Callable[[list[dict[str, Any]]], Any]
     records = [dict(r.record) for r in rows]
     since = min(r.created_at for r in rows) - timedelta(minutes=5)
     present = already_on_topic(records, since)
-    missing = [r for r in records if key_of(r) not in present]
+    from publishers.records import counterpart_key
+
+    missing = [r for r in records if counterpart_key(r) not in present]
     if missing:
         publish(missing)
     _mark_published(db, [_key(r) for r in records])
@@ -236,7 +238,7 @@ def republish_pending(db: Engine, publish: Callable[[list[dict[str, Any]]], Any]
 
 def _keys_on_topics(publisher: Any, records: list[dict[str, Any]], since: datetime) -> set[str]:
     """Keys of the counterpart messages on the topics these records go to."""
-    from publishers.consume import ConsumeError, read
+    from publishers.consume import TopicNotFound, read
 
     producer = publisher.producer
     conf = {k: v for k, v in producer.config.kafka.items()
@@ -248,9 +250,7 @@ def _keys_on_topics(publisher: Any, records: list[dict[str, Any]], since: dateti
         try:
             keys.update(m.key for m in read(topic, bootstrap, since=since, timeout=5,
                                              client_config=conf) if m.key is not None)
-        except ConsumeError as exc:
-            if "not found" not in str(exc):
-                raise  # broker away: settle later rather than publish twice
+        except TopicNotFound:  # any other error (broker away) is raised: settle later
             log.info("%s: nothing of ours on it yet", topic)
     return keys
 
@@ -260,7 +260,7 @@ class _Supervised:
 
     def __init__(self, name: str, start: Callable[[], Any], initial: float,
                  maximum: float) -> None:
-        self.name, self.start, self.initial, self.maximum = name, start, initial, maximum
+        self.name, self.start, self.maximum = name, start, maximum
         self.query = start()
         self.delay = initial
         self.restarts = 0
@@ -316,7 +316,6 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     from mm_broker import spark as sparkmod
     from mm_broker.db.migrate import engine_for
     from mm_broker.replay import alert_extras, engine_frame, windows_from_settings
-    from publishers import records as rec
     from publishers.publish import Publisher
 
     stop = stop or threading.Event()
@@ -362,8 +361,7 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     def emit(emitted: list[Any], extras: dict[str, dict[str, Any]]) -> int:
         if unsettled[0]:
             done = republish_pending(
-                db, publish, lambda recs, since: _keys_on_topics(publisher, recs, since),
-                rec.counterpart_key)
+                db, publish, lambda recs, since: _keys_on_topics(publisher, recs, since))
             counts["settled"] = {k: counts["settled"][k] + v for k, v in done.items()}
             unsettled[0] = False
         # Records of an earlier attempt that failed (store or broker away) go first:

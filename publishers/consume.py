@@ -55,6 +55,10 @@ class ConsumeError(RuntimeError):
     """The topic cannot be read or a message cannot be decoded."""
 
 
+class TopicNotFound(ConsumeError):
+    """The topic does not exist (nothing was ever published to it)."""
+
+
 @dataclass(frozen=True)
 class Consumed:
     """One decoded message.
@@ -173,7 +177,7 @@ def read(topic: str, bootstrap: str, *, event: str | None = None,
         tmd = md.topics.get(topic)
         if tmd is None or tmd.error is not None or not tmd.partitions:
             why = tmd.error if tmd is not None and tmd.error is not None else "no partitions"
-            raise ConsumeError(f"topic {topic!r} not found ({why})")
+            raise TopicNotFound(f"topic {topic!r} not found ({why})")
         parts = sorted(tmd.partitions)
         marks = {p: consumer.get_watermark_offsets(TopicPartition(topic, p),
                                                    timeout=meta_timeout) for p in parts}

@@ -312,10 +312,8 @@ def test_unconfirmed_counterparts_settled_once(fault_db: config.Settings) -> Non
 
         from mm_broker.run import _keys_on_topics
         done = republish_pending(engine, publish,
-                                 lambda recs, since: _keys_on_topics(publisher, recs, since),
-                                 rec.counterpart_key)
-        again = republish_pending(engine, publish, lambda recs, since: set(),
-                                  rec.counterpart_key)
+                                 lambda recs, since: _keys_on_topics(publisher, recs, since))
+        again = republish_pending(engine, publish, lambda recs, since: set())
         with engine.connect() as conn:
             unconfirmed = conn.execute(associations.select().where(
                 associations.c.published_at.is_(None))).all()
