@@ -7,7 +7,7 @@ The engine asks two questions of a region, through callables the caller may repl
 * an **area model** ``region → credible_level → searched_area_deg2``, the area of the
   smallest credible region at that level (input of :mod:`coincidence.pchance`).
 
-The defaults work from the :class:`~mm_broker.models.Region` alone:
+The defaults work from the :class:`~mm_broker.core.models.Region` alone:
 
 * circles with a Gaussian width ``sigma_deg`` (flat-sky 2-D Gaussian around the
   centre, separation r): ``level = 1 − exp(−r²/2σ²)``,
@@ -33,7 +33,7 @@ import numpy.typing as npt
 
 from coincidence.index import NPIX29, ipix29
 from coincidence.pchance import DEG2_PER_SR
-from mm_broker.models import Region
+from mm_broker.core.models import Region
 
 FloatArray = npt.NDArray[np.float64]
 

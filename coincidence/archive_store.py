@@ -129,7 +129,7 @@ class ArchiveAlertStore:
         time_ns = _jd_to_ns(frame["obs_jd"].to_numpy(dtype=float))
         first_ns = _jd_to_ns(survey_first_detection_jd(frame))
         # As in the replay: a first detection later than the alert is not trusted as the
-        # alert time (see mm_broker.replay.load_alerts).
+        # alert time (see mm_broker.app.replay.load_alerts).
         time_ns = np.maximum(time_ns, first_ns)
         in_time = (time_ns >= start_ns) & (time_ns <= end_ns)
         frame = frame.loc[in_time]

@@ -22,7 +22,7 @@ from datetime import datetime
 from typing import Any
 
 from coincidence.times import iso_utc
-from mm_broker.models import Messenger, Role
+from mm_broker.core.models import Messenger, Role
 
 
 class Status(enum.StrEnum):

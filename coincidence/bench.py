@@ -32,7 +32,7 @@ import numpy.typing as npt
 from mocpy import MOC
 
 from coincidence.index import ActiveRegions, RegionEntry, ipix29
-from mm_broker.models import Region
+from mm_broker.core.models import Region
 
 _EMPTY_RANGES = np.zeros((0, 2), dtype=np.uint64)
 

@@ -3,7 +3,7 @@
 A pure, in-memory, deterministic state machine that the replay command and the
 streaming job drive. It knows nothing of Spark, Kafka or SQL: alerts come as pandas
 DataFrames (or :class:`~coincidence.alerts.AlertBatch`), regions as
-:class:`~mm_broker.models.Region`, and every call returns the list of
+:class:`~mm_broker.core.models.Region`, and every call returns the list of
 :class:`~coincidence.association.Association` records it *newly* emits.
 
 Events and versions
@@ -29,7 +29,7 @@ emission; :meth:`CoincidenceEngine.candidates` gives the current full ranking.
 
 Test events
 -----------
-The event's :class:`~mm_broker.models.Role` is carried into every association
+The event's :class:`~mm_broker.core.models.Role` is carried into every association
 (``Association.role``, ``Association.is_test``): publishers route ``test`` ones to
 ``mm.test.*`` only.
 
@@ -67,7 +67,7 @@ from coincidence.pchance import RateEstimate, RateSource, TransientRate, elapsed
 from coincidence.rank import rank_candidates
 from coincidence.rules import Window, pair_time_mask, time_mask, window_for
 from coincidence.times import NS_PER_S, from_ns, seconds_to_ns, to_ns
-from mm_broker.models import Messenger, Notice, Region, Role
+from mm_broker.core.models import Messenger, Notice, Region, Role
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ Regions keep the ranges the caller gave; the index never changes them.
 Examples
 --------
 >>> import numpy as np
->>> from mm_broker.models import Region
+>>> from mm_broker.core.models import Region
 >>> def region(ranges):
 ...     r = np.asarray(ranges, dtype=np.uint64)
 ...     empty = np.zeros((0, 2), np.uint64)
@@ -51,7 +51,7 @@ import healpy as hp
 import numpy as np
 import numpy.typing as npt
 
-from mm_broker.models import MAX_ORDER, Region
+from mm_broker.core.models import MAX_ORDER, Region
 
 #: Number of order-29 nested HEALPix indices on the sphere (12·4**29).
 NPIX29 = 12 * 4**MAX_ORDER

@@ -29,7 +29,7 @@ import numpy as np
 import numpy.typing as npt
 
 from coincidence.times import NS_PER_DAY, seconds_to_ns
-from mm_broker.models import Messenger
+from mm_broker.core.models import Messenger
 
 #: Version of the match rules (MAJOR.MINOR.PATCH), stamped on every counterpart record
 #: (``rule_versions``) and enriched alert (``prov_rules``). It MUST be bumped, and the

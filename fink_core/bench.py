@@ -38,7 +38,7 @@ def run(
         Number of alerts to process (the 828 real Avro alerts, cycled).
     data_dir : str or Path, optional
         Root of the shared data; default the configured ``data_dir``
-        (``mm_broker.config``).
+        (``mm_broker.core.config``).
     batch_size : int, optional
         Alerts per batch (as ``spark.sql.execution.arrow.maxRecordsPerBatch``).
 
@@ -53,7 +53,7 @@ def run(
     if n_alerts <= 0:
         raise ValueError("n_alerts must be positive")
     if data_dir is None:
-        from mm_broker import config
+        from mm_broker.core import config
 
         data_dir = config.load().data_dir
     root = Path(data_dir)

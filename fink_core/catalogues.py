@@ -46,7 +46,7 @@ from astropy.coordinates import Angle
 from astropy.table import Table
 from scipy.spatial import cKDTree
 
-from fink_core.errors import CatalogueFormatError
+from mm_broker.core.errors import CatalogueFormatError
 
 _RA_NAMES = ("ra", "raj2000", "radeg", "ra_icrs", "ra_deg", "r.a.", "ra_j2000", "_raj2000")
 _DEC_NAMES = (

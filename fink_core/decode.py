@@ -23,8 +23,8 @@ ZTF: ``schemavsn`` of the record, or for pre-v3 packets (no ``schemavsn``) the
 ``version`` attribute of the writer schema. LSST: ``lsst_schema_version`` (Fink) or
 the ``lsst.vX_Y`` namespace of the writer schema. Versions outside
 :data:`ZTF_SCHEMA_VERSIONS` / :data:`LSST_SCHEMA_VERSIONS` raise
-:class:`~fink_core.errors.UnknownSchema`; unreadable bytes raise
-:class:`~fink_core.errors.CorruptAlert`. Nothing is dropped silently: a row with bad
+:class:`~mm_broker.core.errors.UnknownSchema`; unreadable bytes raise
+:class:`~mm_broker.core.errors.CorruptAlert`. Nothing is dropped silently: a row with bad
 coordinates is kept with ``bad_coordinates = True``.
 """
 
@@ -54,7 +54,7 @@ import pyarrow.parquet as pq
 from fastavro.schema import SchemaParseException
 
 from fink_core import model
-from fink_core.errors import CorruptAlert, UnknownSchema
+from mm_broker.core.errors import CorruptAlert, UnknownSchema
 
 #: ZTF schema versions whose layout we flatten (all verified on real packets).
 #: Adding one is one line here once a real packet of it has been checked.
@@ -332,7 +332,7 @@ def decode_avro(
     >>> decode_avro(b"not avro")
     Traceback (most recent call last):
     ...
-    fink_core.errors.CorruptAlert: corrupt alert: not an Avro container nor a Confluent frame
+    mm_broker.core.errors.CorruptAlert: corrupt alert: not an Avro container nor a Confluent frame
     """
     payload = bytes(payload)
     try:

@@ -27,7 +27,7 @@ file sink with a checkpoint: after a kill and a restart every alert is in the
 archive exactly once.
 
 Every enriched row, decode-error rows included, carries the provenance of the run
-that wrote it (:class:`fink_core.provenance.Provenance`, built once per run and
+that wrote it (:class:`mm_broker.core.provenance.Provenance`, built once per run and
 passed to :func:`enriched_stream`, :func:`start_archive` and :func:`batch_files`), in
 four string columns: ``prov_mm_broker_version``, ``prov_config_hash``,
 ``prov_catalogues`` (compact JSON, sorted keys: catalogue key → version) and
@@ -51,8 +51,8 @@ from fink_core.annotate import annotate, output_schema
 from fink_core.catalogues import Catalogue, catalogue_keys
 from fink_core.catalogues import provenance as catalogue_provenance
 from fink_core.decode import META_KEY, concat_frames, decode_avro, flatten
-from fink_core.errors import CorruptAlert, UnknownSchema
-from fink_core.provenance import PROVENANCE_COLUMNS, Provenance, catalogue_version
+from mm_broker.core.errors import CorruptAlert, UnknownSchema
+from mm_broker.core.provenance import PROVENANCE_COLUMNS, Provenance, catalogue_version
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -227,7 +227,7 @@ def enriched_stream(spark: SparkSession, kafka_df: DataFrame,
 def _check_provenance(provenance: Provenance, catalogues: Sequence[Catalogue]) -> None:
     """Refuse a provenance that is missing or names other catalogues than those used."""
     if not isinstance(provenance, Provenance):
-        raise TypeError(f"provenance must be a fink_core.provenance.Provenance, "
+        raise TypeError(f"provenance must be a mm_broker.core.provenance.Provenance, "
                         f"not {type(provenance).__name__}")
     used = {k: catalogue_version(v) for k, v in catalogue_provenance(catalogues).items()}
     if provenance.catalogue_versions() != used:

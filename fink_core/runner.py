@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from mm_broker.config import Settings
+from mm_broker.core.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +22,7 @@ def archive(settings: Settings, topics: list[str] | None = None, once: bool = Fa
     once : bool
         Process what the topics hold now (``availableNow``), then return.
     spark : SparkSession, optional
-        Session to use (default: :func:`mm_broker.spark.session`).
+        Session to use (default: :func:`fink_core.session.session`).
     name : str
         Checkpoint sub-folder (one per independent pipeline).
 
@@ -31,11 +31,11 @@ def archive(settings: Settings, topics: list[str] | None = None, once: bool = Fa
     dict
         Rows written by each query in this run.
     """
+    from fink_core import session as sparkmod
     from fink_core.catalogues import load_default_catalogues
     from fink_core.pipeline import start_archive
-    from fink_core.provenance import Provenance
     from fink_core.stream import read_kafka
-    from mm_broker import spark as sparkmod
+    from mm_broker.core.provenance import Provenance
 
     spark = spark or sparkmod.session(settings, "mm_broker-fink_core")
     catalogues = load_default_catalogues(settings.catalogue_dir())

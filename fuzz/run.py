@@ -7,7 +7,7 @@ what a daemon calls with it:
 * notices (VOEvent XML, GCN JSON, ``igwn.gwalert`` JSON with a base64 sky map):
   :func:`listeners.parsers.parse` with the topic the payload would come on (or
   another one), then, for a notice with a localisation, :func:`skymaps.region_for`
-  (what :func:`mm_broker.ingest.ingest` does before it touches the database);
+  (what :func:`mm_broker.app.ingest.ingest` does before it touches the database);
 * alerts (ZTF and LSST Avro containers, Confluent-framed Avro bodies):
   :func:`fink_core.decode.decode_avro` (with the Confluent schema registry of the
   case), then, in batches of :data:`ENRICH_BATCH` payloads,
@@ -18,7 +18,7 @@ what a daemon calls with it:
 Outcomes
 --------
 Each case ends in one *kind*: ``Notice``, ``NoticeError:<reason>`` (the reason codes
-of :mod:`listeners.parsers.errors`, and ``convention`` of :mod:`skymaps.conventions`),
+of :mod:`mm_broker.core.errors`, and ``convention`` of :mod:`skymaps.conventions`),
 ``Alert``, ``CorruptAlert`` or ``UnknownSchema``. A notice that parses also gets a
 region outcome (``Region`` or ``NoticeError:<reason>``), and the enriched rows and
 ``decode_error`` rows of the alert batches are counted. A *failure* is anything else:
@@ -108,17 +108,16 @@ import numpy as np
 from lxml import etree  # noqa: S410 - parses only the trusted seed files, entities off
 
 from fink_core.decode import META_KEY, decode_avro
-from fink_core.errors import CorruptAlert, UnknownSchema
 from fink_core.pipeline import enrich
-from listeners.parsers import errors as notice_errors
 from listeners.parsers import parse
-from listeners.parsers.errors import NoticeError
 from listeners.parsers.json_common import doc_schema_path
 from listeners.parsers.json_lvk import looks_like_gwalert
 from listeners.parsers.json_registry import NOT_TRIGGERS, SCHEMA_PARSERS, TOPIC_PARSERS
 from listeners.parsers.voevent_registry import REGISTRY
-from mm_broker import config
-from mm_broker.models import Box, Circle, Ellipse, Messenger, Notice, Region, Role, SkyMap
+from mm_broker.core import config
+from mm_broker.core import errors as notice_errors
+from mm_broker.core.errors import CorruptAlert, NoticeError, UnknownSchema
+from mm_broker.core.models import Box, Circle, Ellipse, Messenger, Notice, Region, Role, SkyMap
 from skymaps import region_for
 from skymaps.conventions import ConventionError
 
@@ -1635,7 +1634,7 @@ def notice_problems(notice: Notice) -> list[str]:
 
 
 def _storable(value: Any) -> Any:
-    """``value`` as ``mm_broker.ingest`` hands it to JSONB (same conversions)."""
+    """``value`` as ``mm_broker.app.ingest`` hands it to JSONB (same conversions)."""
     def default(obj: Any) -> Any:
         if isinstance(obj, datetime):
             return obj.isoformat()

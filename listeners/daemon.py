@@ -11,7 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy.exc import OperationalError
 
-from mm_broker.ingest import IngestResult
+from mm_broker.app.ingest import IngestResult
 
 log = logging.getLogger("mm_broker.listen")
 

@@ -16,7 +16,7 @@ from sqlalchemy import Engine
 
 from listeners.daemon import Stopper, log_result, with_backoff
 from listeners.parsers import NoticeError, parse
-from mm_broker.ingest import IngestResult, Limits, journal, process, recover_pending
+from mm_broker.app.ingest import IngestResult, Limits, journal, process, recover_pending
 
 log = logging.getLogger("mm_broker.listen")
 

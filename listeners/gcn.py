@@ -17,8 +17,8 @@ from confluent_kafka import KafkaException, TopicPartition
 from sqlalchemy import Engine
 
 from listeners.daemon import Stopper, log_result, with_backoff
-from mm_broker.config import Settings, secret
-from mm_broker.ingest import IngestResult, Limits, ingest, recover_pending
+from mm_broker.app.ingest import IngestResult, Limits, ingest, recover_pending
+from mm_broker.core.config import Settings, secret
 
 log = logging.getLogger("mm_broker.listen")
 

@@ -29,8 +29,8 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from mm_broker.config import Settings
-from mm_broker.ingest import Limits, ingest
+from mm_broker.app.ingest import Limits, ingest
+from mm_broker.core.config import Settings
 
 log = logging.getLogger("mm_broker.listen")
 
@@ -45,7 +45,7 @@ class JournalValidator:
     def __init__(self, settings: Settings, remote: str) -> None:
         from twisted.internet.defer import DeferredLock
 
-        from mm_broker.db.migrate import engine_for
+        from mm_broker.core.db.migrate import engine_for
 
         self.engine = engine_for(settings)
         self.limits = Limits.from_settings(settings)
@@ -107,8 +107,8 @@ def run(settings: Settings, remote: str, local_ivo: str | None = None) -> None:
     from twisted.scripts import twistd
 
     from listeners.daemon import log_result
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.ingest import recover_pending
+    from mm_broker.app.ingest import recover_pending
+    from mm_broker.core.db.migrate import engine_for
 
     # Payloads journaled but not processed before a crash (as the other daemons do).
     engine = engine_for(settings)

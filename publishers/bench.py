@@ -32,8 +32,8 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from mm_broker import config as configmod
-from mm_broker.bench import machine
+from mm_broker.app.bench import machine
+from mm_broker.core import config as configmod
 from publishers import records as rec
 from publishers import schema as sch
 from publishers.config import PublishConfig
@@ -134,7 +134,7 @@ def run(n_records: int = 20_000, n_voevents: int = 200,
     n_voevents : int
         VOEvents submitted to Comet.
     settings : Settings, optional
-        Default: :func:`mm_broker.config.load`.
+        Default: :func:`mm_broker.core.config.load`.
 
     Returns
     -------

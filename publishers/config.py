@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mm_broker import __version__
-from mm_broker.config import ConfigError, Settings, secret
+from mm_broker.core.config import ConfigError, Settings, secret
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _IVORN_RE = re.compile(r"^ivo://[A-Za-z0-9][\w\-.~*'()]{2,}(/[\w\-.~*'()/]*)?$")

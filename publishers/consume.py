@@ -35,7 +35,7 @@ from typing import Any, TextIO
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
-from mm_broker import config as configmod
+from mm_broker.core import config as configmod
 from publishers import schema as sch
 from publishers.config import kafka_client_config
 

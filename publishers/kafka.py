@@ -37,7 +37,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from mm_broker.config import Settings
+from mm_broker.core.config import Settings
 from publishers import records as rec
 from publishers import schema as sch
 from publishers.config import PublishConfig

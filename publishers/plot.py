@@ -31,7 +31,7 @@ from typing import Any, Literal
 import numpy as np
 import numpy.typing as npt
 
-from mm_broker.models import MAX_ORDER, Region
+from mm_broker.core.models import MAX_ORDER, Region
 
 #: Largest zoom radius, degrees; a region (or candidate) farther out gives an all-sky plot.
 ZOOM_LIMIT_DEG = 30.0
@@ -168,7 +168,7 @@ def read_map(data: bytes) -> MultiOrderMap | FlatMap:
 
 
 def region_info(region: Region, skymap_fits: bytes | None = None) -> RegionInfo:
-    """What to draw for a :class:`mm_broker.models.Region`.
+    """What to draw for a :class:`mm_broker.core.models.Region`.
 
     Parameters
     ----------
@@ -324,7 +324,7 @@ def plot_event(region_info: RegionInfo, candidates: Sequence[Mapping[str, Any]],
     ----------
     region_info : CircleRegion, MultiOrderMap, FlatMap or RangesRegion
         The region (:func:`read_map` for FITS bytes, :func:`region_info` for a
-        stored :class:`~mm_broker.models.Region`).
+        stored :class:`~mm_broker.core.models.Region`).
     candidates : sequence of mapping
         Counterpart records (``ra``, ``dec``, ``rank``; ``object_id``,
         ``event_id``, ``region_version`` used for labels and the title).

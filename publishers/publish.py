@@ -32,7 +32,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from mm_broker.config import Settings
+from mm_broker.core.config import Settings
 from publishers import records as rec
 from publishers import schema as sch
 from publishers.config import PublishConfig

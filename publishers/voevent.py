@@ -56,7 +56,7 @@ import voeventparse as vp  # noqa: E402
 from lxml import etree  # noqa: E402
 
 from mm_broker import __version__  # noqa: E402
-from mm_broker.config import Settings  # noqa: E402
+from mm_broker.core.config import Settings  # noqa: E402
 from publishers import records as rec  # noqa: E402
 from publishers import schema as sch  # noqa: E402
 from publishers.config import PublishConfig  # noqa: E402

@@ -29,7 +29,7 @@ from typing import Literal
 
 from lxml import etree
 
-from mm_broker.config import Settings
+from mm_broker.core.config import Settings
 from publishers.config import PublishConfig
 from publishers.voevent import InvalidVOEvent, VOEventDoc, check, write_voevents
 

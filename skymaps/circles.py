@@ -1,4 +1,4 @@
-"""Circles, ellipses and boxes to :class:`~mm_broker.models.Region` objects.
+"""Circles, ellipses and boxes to :class:`~mm_broker.core.models.Region` objects.
 
 Each published shape becomes an error model, and the region is the part of the sky
 where the model's credible level is at most ``credible_level`` (0.9 by default):
@@ -49,8 +49,8 @@ from ligo.skymap import moc as lsm_moc
 from mocpy import MOC
 from scipy.special import ndtri
 
-from listeners.parsers.errors import BadCoordinates
-from mm_broker.models import Box, Circle, Ellipse, Region
+from mm_broker.core.errors import BadCoordinates
+from mm_broker.core.models import Box, Circle, Ellipse, Region
 from skymaps import fisher
 from skymaps.conventions import (
     MAX_RADIUS_DEG,

@@ -1,7 +1,7 @@
 """Mission error conventions: what a published error radius means, and how it
 becomes a 90 % region.
 
-A parser fills :class:`mm_broker.models.Circle` with the radius *as published*, its
+A parser fills :class:`mm_broker.core.models.Circle` with the radius *as published*, its
 ``containment`` *as the mission defines it* and a ``convention`` name from
 :data:`CONVENTIONS`. This module turns that into the width of the error model
 (:mod:`skymaps.fisher`) and the radius holding the requested credible level, and
@@ -61,8 +61,8 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from listeners.parsers.errors import BadCoordinates, NoticeError
-from mm_broker.models import Circle
+from mm_broker.core.errors import BadCoordinates, NoticeError
+from mm_broker.core.models import Circle
 from skymaps import fisher
 from skymaps.coords import validate_containment, validate_radius
 
@@ -124,7 +124,7 @@ class Convention:
     systematic : SystematicMixture or None
         Systematic model applied on top of the published (statistical) radius.
     box_shape : str
-        What a :class:`~mm_broker.models.Box` under this convention is:
+        What a :class:`~mm_broker.core.models.Box` under this convention is:
         ``"contour"`` (the offsets are the extents of the credible contour, as
         IceCube's) or ``"rectangle"`` (the RA/Dec rectangle itself is the region).
     """
@@ -189,7 +189,7 @@ CONVENTIONS: dict[str, Convention] = _table(
         _GBM_MEANING, _GBM_SOURCE, _GBM_FINAL,
     ),
     Convention(
-        # Name used in mm_broker.models' documentation; for a GBM position whose
+        # Name used in mm_broker.core.models' documentation; for a GBM position whose
         # notice type is unknown we take the ground-position model (the middle one).
         "fermi_gbm_1sigma_stat", "Fermi GBM position, notice type unknown", 0.6827,
         _GBM_MEANING, _GBM_SOURCE, _GBM_GROUND,

@@ -4,7 +4,7 @@ Everything past these functions may assume finite ICRS degrees with
 ``0 <= ra < 360`` and ``-90 <= dec <= 90``.
 
 * Positions and radii that come from notices raise
-  :class:`listeners.parsers.errors.BadCoordinates` (the notice is rejected with a
+  :class:`mm_broker.core.errors.BadCoordinates` (the notice is rejected with a
   reason).
 * Query positions (alerts) raise :class:`ValueError`: a bad alert position is not a
   notice problem.
@@ -17,7 +17,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from listeners.parsers.errors import BadCoordinates
+from mm_broker.core.errors import BadCoordinates
 
 __all__ = [
     "normalise_ra",

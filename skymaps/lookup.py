@@ -24,7 +24,7 @@ import numpy as np
 import numpy.typing as npt
 from astropy.coordinates import angular_separation
 
-from mm_broker.models import Region
+from mm_broker.core.models import Region
 from skymaps import fisher
 from skymaps.coords import validate_query
 from skymaps.ranges import ang2pix29, locate
@@ -49,7 +49,7 @@ def separation_deg(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> Flo
 
     Examples
     --------
-    >>> from mm_broker.models import Circle
+    >>> from mm_broker.core.models import Circle
     >>> from skymaps.circles import region_from_circle
     >>> region = region_from_circle(Circle(10.0, 0.0, 1.0, 0.9))
     >>> separation_deg(region, [10.0, 11.0], [1.0, 0.0]).round(6).tolist()
@@ -75,7 +75,7 @@ def in_tiles(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> npt.NDArr
 
     Examples
     --------
-    >>> from mm_broker.models import Circle
+    >>> from mm_broker.core.models import Circle
     >>> from skymaps.circles import region_from_circle
     >>> region = region_from_circle(Circle(10.0, 0.0, 1.0, 0.9))
     >>> in_tiles(region, [10.0, 50.0], [0.0, 0.0]).tolist()
@@ -112,7 +112,7 @@ def credible_level_at(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> 
     --------
     A Swift BAT circle of 3 arcmin (90 %): its edge is at level 0.9.
 
-    >>> from mm_broker.models import Circle
+    >>> from mm_broker.core.models import Circle
     >>> from skymaps.circles import region_from_circle
     >>> region = region_from_circle(Circle(0.0, 0.0, 0.05, 0.9, convention="swift_bat"))
     >>> credible_level_at(region, [0.0, 0.05], [0.0, 0.0]).round(4).tolist()
@@ -149,7 +149,7 @@ def density_at(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> FloatAr
     --------
     At the centre of a small circle the density is ``1 / (2 pi sigma**2)``:
 
-    >>> from mm_broker.models import Circle
+    >>> from mm_broker.core.models import Circle
     >>> from skymaps.circles import region_from_circle
     >>> region = region_from_circle(Circle(0.0, 0.0, 1.0, 0.9))
     >>> peak = density_at(region, 0.0, 0.0)

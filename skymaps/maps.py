@@ -27,7 +27,7 @@ degree). This bounds the tiles of a 12-million-pixel flat map to the part of the
 sky that matters; positions outside the tiles are reported as level 1.0 and
 density 0.0 by :mod:`skymaps.lookup`.
 
-Checks (each raises :class:`listeners.parsers.errors.BadSkyMap` with a specific
+Checks (each raises :class:`mm_broker.core.errors.BadSkyMap` with a specific
 message): empty bytes, too many bytes (compressed or not), corrupt gzip, not FITS,
 unreadable or truncated FITS, no probability column, too many cells, invalid or
 overlapping NUNIQ cells, NaN/infinite or negative probabilities, probabilities not
@@ -52,8 +52,8 @@ from astropy.io.fits.verify import VerifyError, VerifyWarning
 from astropy.utils.exceptions import AstropyUserWarning
 from ligo.skymap.io.fits import read_sky_map
 
-from listeners.parsers.errors import BadSkyMap
-from mm_broker.models import Region
+from mm_broker.core.errors import BadSkyMap
+from mm_broker.core.models import Region
 from skymaps.coords import validate_containment
 from skymaps.ranges import NPIX29, area_deg2, cells_to_ranges, normalise, uniq_to_ranges
 

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from mocpy import MOC
 
-from mm_broker.models import MAX_ORDER, Region
+from mm_broker.core.models import MAX_ORDER, Region
 from skymaps.coords import validate_containment
 from skymaps.ranges import area_deg2, normalise
 
@@ -59,7 +59,7 @@ def region_to_moc(region: Region) -> MOC:
 
     Examples
     --------
-    >>> from mm_broker.models import Circle
+    >>> from mm_broker.core.models import Circle
     >>> from skymaps.circles import region_from_circle
     >>> region = region_from_circle(Circle(10.0, 20.0, 1.0, 0.9))
     >>> moc = region_to_moc(region)
@@ -75,7 +75,7 @@ def region_to_moc_fits(region: Region) -> bytes:
 
     Examples
     --------
-    >>> from mm_broker.models import Circle
+    >>> from mm_broker.core.models import Circle
     >>> from skymaps.circles import region_from_circle
     >>> data = region_to_moc_fits(region_from_circle(Circle(10.0, 20.0, 1.0, 0.9)))
     >>> data[:9]
@@ -92,7 +92,7 @@ def region_to_moc_json(region: Region) -> str:
 
     Examples
     --------
-    >>> from mm_broker.models import Circle
+    >>> from mm_broker.core.models import Circle
     >>> from skymaps.circles import region_from_circle
     >>> text = region_to_moc_json(region_from_circle(Circle(10.0, 20.0, 1.0, 0.9)))
     >>> sorted(json.loads(text))[:2]

@@ -22,7 +22,7 @@ import numpy.typing as npt
 from ligo.skymap import moc as lsm_moc
 from mocpy import MOC
 
-from mm_broker.models import MAX_ORDER
+from mm_broker.core.models import MAX_ORDER
 
 __all__ = [
     "NPIX29",

@@ -32,7 +32,7 @@ import healpy as hp
 import numpy as np
 import numpy.typing as npt
 
-from mm_broker.models import MAX_ORDER
+from mm_broker.core.models import MAX_ORDER
 
 __all__ = ["LocalFrame", "cover_cells", "expand_to_order", "order_for_scale"]
 

@@ -1,11 +1,11 @@
-"""One entry point: any localisation to its :class:`~mm_broker.models.Region`."""
+"""One entry point: any localisation to its :class:`~mm_broker.core.models.Region`."""
 
 from __future__ import annotations
 
 import dataclasses
 
-from listeners.parsers.errors import BadSkyMap
-from mm_broker.models import Box, Circle, Ellipse, Localisation, Region, SkyMap
+from mm_broker.core.errors import BadSkyMap
+from mm_broker.core.models import Box, Circle, Ellipse, Localisation, Region, SkyMap
 from skymaps.circles import region_from_box, region_from_circle, region_from_ellipse
 from skymaps.maps import DEFAULT_LIMITS, Limits, region_from_skymap
 
@@ -62,7 +62,7 @@ def region_for(
     >>> region_for(SkyMap(data=None, url="https://example.org/m.fits"))
     Traceback (most recent call last):
     ...
-    listeners.parsers.errors.BadSkyMap: bad_skymap: sky map not embedded (url: ...
+    mm_broker.core.errors.BadSkyMap: bad_skymap: sky map not embedded (url: ...
     """
     if max_bytes is not None:
         limits = dataclasses.replace(limits, max_bytes=int(max_bytes))

@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from mm_broker import config, services
+from mm_broker.app import services
+from mm_broker.core import config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -46,7 +47,7 @@ def running(settings: config.Settings) -> config.Settings:
 @pytest.fixture(scope="session")
 def spark(running: config.Settings) -> Iterator[object]:
     """One Spark session (with the connector jars) for the whole test session."""
-    from mm_broker import spark as sparkmod
+    from fink_core import session as sparkmod
 
     session = sparkmod.session(running, "mm_broker-tests")
     yield session
@@ -57,7 +58,7 @@ def spark(running: config.Settings) -> Iterator[object]:
 def fresh_db(running: config.Settings) -> Iterator[config.Settings]:
     """A new, empty database at the newest migration in the real local PostgreSQL
     (dropped afterwards), so tests that store events do not see each other's."""
-    from mm_broker.db.scratch import temporary_database
+    from mm_broker.core.db.scratch import temporary_database
 
     with temporary_database(running, "mm_test") as settings:
         yield settings

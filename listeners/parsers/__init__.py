@@ -3,15 +3,14 @@
 :func:`parse` looks at the payload's first byte to choose the format (VOEvent XML or
 JSON), then the format's registry (``voevent_registry``, ``json_registry``) chooses the
 mission parser from the notice type. Nothing is discovered by glob or import magic.
-Every failure is a :class:`listeners.parsers.errors.NoticeError` subclass with a
+Every failure is a :class:`mm_broker.core.errors.NoticeError` subclass with a
 specific reason.
 """
 
 from __future__ import annotations
 
-from mm_broker.models import Notice
-
-from .errors import MalformedPayload, NoticeError, SchemaError
+from mm_broker.core.errors import MalformedPayload, NoticeError, SchemaError
+from mm_broker.core.models import Notice
 
 #: Versions are stored as 64-bit signed integers.
 _MAX_VERSION = 2**63 - 1

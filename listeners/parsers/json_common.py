@@ -1,6 +1,6 @@
 """Strict JSON reading for untrusted notice payloads, shared by every JSON parser.
 
-Everything here raises a named :class:`~listeners.parsers.errors.NoticeError`
+Everything here raises a named :class:`~mm_broker.core.errors.NoticeError`
 subclass, never a bare ``ValueError``/``KeyError``/``TypeError``:
 
 * :func:`load_json` — bytes to a JSON object, with a size limit, strict UTF-8, no
@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from listeners.parsers.errors import (
+from mm_broker.core.errors import (
     BadCoordinates,
     BadSkyMap,
     MalformedPayload,

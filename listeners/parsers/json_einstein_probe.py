@@ -16,10 +16,10 @@ What differs from the generic unified reader:
 
 from __future__ import annotations
 
-from listeners.parsers.errors import SchemaError
 from listeners.parsers.json_common import has, id_list, ident, load_json, parse_time
 from listeners.parsers.json_gcn_unified import MissionSpec, assemble, check_schema
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.errors import SchemaError
+from mm_broker.core.models import Messenger, Notice
 
 #: Einstein Probe Wide-field X-ray Telescope alerts.
 EP_WXT = MissionSpec(
@@ -46,7 +46,7 @@ def parse(payload: bytes) -> Notice:
     Returns
     -------
     Notice
-        ``messenger=X``, a :class:`~mm_broker.models.Circle` with the 90 % radius.
+        ``messenger=X``, a :class:`~mm_broker.core.models.Circle` with the 90 % radius.
 
     Examples
     --------

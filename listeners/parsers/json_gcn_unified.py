@@ -7,7 +7,7 @@ Every new-GCN JSON notice is built from the same core blocks (``core/Alert``,
 * :class:`MissionSpec` — the facts about one mission's notices, as data: Kafka topics,
   ``$schema`` paths, messenger, error convention, containment and systematic defaults;
 * :func:`assemble` — a decoded unified document plus a spec to a
-  :class:`~mm_broker.models.Notice`;
+  :class:`~mm_broker.core.models.Notice`;
 * :func:`localisation` — ``ra``/``dec``/``ra_dec_error`` (radius or ``[a, b, PA]``),
   ``healpix_file`` (base64 FITS), ``healpix_url``, MAXI's
   ``rectangular_error_corners``;
@@ -61,7 +61,6 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from listeners.parsers.errors import BadCoordinates, NoPosition, SchemaError
 from listeners.parsers.json_common import (
     JSONObject,
     as_number,
@@ -83,7 +82,17 @@ from listeners.parsers.json_common import (
     parse_time,
     req_number,
 )
-from mm_broker.models import Box, Circle, Ellipse, Localisation, Messenger, Notice, Role, SkyMap
+from mm_broker.core.errors import BadCoordinates, NoPosition, SchemaError
+from mm_broker.core.models import (
+    Box,
+    Circle,
+    Ellipse,
+    Localisation,
+    Messenger,
+    Notice,
+    Role,
+    SkyMap,
+)
 
 #: ``alert_tense`` (core/Alert.schema.json) -> role.
 TENSE_ROLE: dict[str, Role] = {

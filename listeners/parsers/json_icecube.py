@@ -12,7 +12,7 @@ Gold/bronze track alerts (``gcn.notices.icecube.gold_bronze_track_alerts``)
   ``icecube_90``). IceCube's earlier JSON wrote ``ra_uncertainty`` as an array
   (``uncertainty_shape: "circle"``, one value); that is read as the same circle.
   Asymmetric errors — ``ra_uncertainty`` and ``dec_uncertainty`` both
-  ``[minus, plus]`` — become a :class:`~mm_broker.models.Box`;
+  ``[minus, plus]`` — become a :class:`~mm_broker.core.models.Box`;
 * ``far``, ``p_astro``/``signalness`` go to ``significance``; ``nu_energy`` (TeV) to
   ``extra``.
 
@@ -25,7 +25,7 @@ neutrino's, not the GW map):
 * with coincident neutrinos, the localisation is the circle of the neutrino with the
   smallest ``event_pval_generic`` (all events stay in ``extra["coincident_events"]``);
   with none (``n_events_coincident = 0``, the usual case) the notice is an upper limit
-  and raises :class:`~listeners.parsers.errors.NoPosition`;
+  and raises :class:`~mm_broker.core.errors.NoPosition`;
 * the superevent id comes from ``ref_ID`` or ``reference`` (whichever holds it: the
   example files swap them); the version is the LVK notice sequence number in the
   reference (``S230914ak-2-Preliminary`` -> 2), else 1;
@@ -41,7 +41,6 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from listeners.parsers.errors import NoPosition, SchemaError
 from listeners.parsers.json_common import (
     JSONObject,
     as_number,
@@ -66,7 +65,8 @@ from listeners.parsers.json_gcn_unified import (
     opt_objects,
     probability,
 )
-from mm_broker.models import Box, Circle, Localisation, Messenger, Notice, Role
+from mm_broker.core.errors import NoPosition, SchemaError
+from mm_broker.core.models import Box, Circle, Localisation, Messenger, Notice, Role
 
 #: Gold and bronze track alerts (and cascades, which share the single-neutrino schema).
 GOLD_BRONZE = MissionSpec(

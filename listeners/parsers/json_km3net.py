@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from listeners.parsers.json_common import id_list, load_json
 from listeners.parsers.json_gcn_unified import MissionSpec, assemble, check_schema, first_id
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.models import Messenger, Notice
 
 #: KM3NeT ARCA/ORCA alerts.
 KM3NET_ALERT = MissionSpec(

@@ -32,7 +32,7 @@ trigger time
 issue time
     ``time_created``.
 localisation
-    :class:`~mm_broker.models.SkyMap` with the decoded bytes of ``event.skymap``
+    :class:`~mm_broker.core.models.SkyMap` with the decoded bytes of ``event.skymap``
     (uncompressed multi-order FITS today; gzip is accepted); ``None`` for a retraction.
     An ``external_coinc.combined_skymap`` (GW+GRB map) is decoded to check it, counted
     in ``extra``, and not used as the localisation: the GW-only map does not depend
@@ -53,7 +53,6 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
-from listeners.parsers.errors import SchemaError
 from listeners.parsers.json_common import (
     EPOCH,
     JSONObject,
@@ -74,7 +73,8 @@ from listeners.parsers.json_common import (
     req_obj,
     req_str,
 )
-from mm_broker.models import Messenger, Notice, Role, SkyMap
+from mm_broker.core.errors import SchemaError
+from mm_broker.core.models import Messenger, Notice, Role, SkyMap
 
 #: Kafka topic of LVK alerts.
 TOPIC = "igwn.gwalert"

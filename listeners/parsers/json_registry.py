@@ -7,7 +7,7 @@ Dispatch in :func:`parse_json`:
    (:data:`SCHEMA_PARSERS`) — files replayed from disk have no topic;
 3. else by **shape**: ``superevent_id`` + ``alert_type`` is an ``igwn.gwalert``
    message (LVK sends no ``$schema``);
-4. else :class:`~listeners.parsers.errors.UnsupportedNoticeType`, naming the topic,
+4. else :class:`~mm_broker.core.errors.UnsupportedNoticeType`, naming the topic,
    schema or keys seen. Known non-trigger messages (heartbeats, optical reports,
    monitoring of known sources, schema components) are refused the same way, with
    the reason from :data:`NOT_TRIGGERS`.
@@ -40,9 +40,9 @@ from listeners.parsers import (
     json_superk,
     json_swift,
 )
-from listeners.parsers.errors import UnsupportedNoticeType
 from listeners.parsers.json_common import doc_schema_path, load_json
-from mm_broker.models import Notice
+from mm_broker.core.errors import UnsupportedNoticeType
+from mm_broker.core.models import Notice
 
 #: A parser: raw message bytes to a Notice (or a NoticeError).
 Parser = Callable[[bytes], Notice]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from listeners.parsers.json_common import load_json
 from listeners.parsers.json_gcn_unified import MissionSpec, parse_document
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.models import Messenger, Notice
 
 #: Super-Kamiokande SN alerts.
 SUPERK_SN = MissionSpec(

@@ -4,7 +4,7 @@ GUANO is the ground analysis of Swift BAT data around external triggers. Its not
 follow the unified schema with these particulars:
 
 * the ``initial`` notice carries no localisation (GCN Circular 34926): it becomes
-  :class:`~listeners.parsers.errors.NoPosition`; ``update`` notices carry either
+  :class:`~mm_broker.core.errors.NoPosition`; ``update`` notices carry either
   ``ra``/``dec``/``ra_dec_error`` (arcminute-scale, 90 %, systematic included) or a
   base64 HEALPix map in ``healpix_file``;
 * the event id is ``Swift-GUANO:<id[0]>`` (the GUANO trigger id). The external
@@ -15,7 +15,6 @@ follow the unified schema with these particulars:
 
 from __future__ import annotations
 
-from listeners.parsers.errors import NoPosition
 from listeners.parsers.json_common import has, load_json
 from listeners.parsers.json_gcn_unified import (
     MissionSpec,
@@ -24,7 +23,8 @@ from listeners.parsers.json_gcn_unified import (
     check_schema,
     first_id,
 )
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.errors import NoPosition
+from mm_broker.core.models import Messenger, Notice
 
 #: Swift BAT-GUANO.
 SWIFT_BAT_GUANO = MissionSpec(

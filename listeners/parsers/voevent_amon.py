@@ -21,7 +21,6 @@ Facts used (table below):
 
 from __future__ import annotations
 
-from listeners.parsers.errors import SchemaError
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -30,7 +29,8 @@ from listeners.parsers.voevent_common import (
     spec_for,
 )
 from listeners.parsers.xml import VOEvent, load_voevent
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.errors import SchemaError
+from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "PLACEHOLDER_TRIGID", "from_voevent", "parse_amon"]
 

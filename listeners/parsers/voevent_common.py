@@ -3,7 +3,7 @@
 Each mission module (``voevent_fermi``, ``voevent_swift``, ...) describes its packet
 types as data, a table of :class:`PacketSpec` keyed by packet type, and uses the
 functions here to turn a :class:`~listeners.parsers.xml.VOEvent` into a
-:class:`~mm_broker.models.Notice` with the same rules everywhere.
+:class:`~mm_broker.core.models.Notice` with the same rules everywhere.
 
 Localisation rules (:func:`circle_from_position`), in order
 ------------------------------------------------------------
@@ -40,14 +40,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from listeners.parsers.errors import (
+from listeners.parsers.xml import VOEvent
+from mm_broker.core.errors import (
     BadCoordinates,
     NoPosition,
     SchemaError,
     UnsupportedNoticeType,
 )
-from listeners.parsers.xml import VOEvent
-from mm_broker.models import Circle, Localisation, Messenger, Notice, Role
+from mm_broker.core.models import Circle, Localisation, Messenger, Notice, Role
 
 __all__ = [
     "ONE_SIGMA",

@@ -17,7 +17,6 @@ GCN classic packets 173, 174 and 176, published on the AMON stream
 
 from __future__ import annotations
 
-from listeners.parsers.errors import SchemaError
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -26,7 +25,8 @@ from listeners.parsers.voevent_common import (
     spec_for,
 )
 from listeners.parsers.xml import VOEvent, load_voevent
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.errors import SchemaError
+from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "SECONDS_PER_YEAR", "from_voevent", "parse_icecube"]
 

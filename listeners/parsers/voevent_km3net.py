@@ -17,10 +17,10 @@ from __future__ import annotations
 import dataclasses
 import re
 
-from listeners.parsers.errors import SchemaError, UnsupportedNoticeType
 from listeners.parsers.voevent_common import Field, PacketSpec, build_notice, read_fields
 from listeners.parsers.xml import VOEvent, load_voevent
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.errors import SchemaError, UnsupportedNoticeType
+from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["ALERT_TYPES", "MISSION", "from_voevent", "parse_km3net"]
 

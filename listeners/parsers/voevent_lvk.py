@@ -29,7 +29,6 @@ import math
 import re
 from typing import Any
 
-from listeners.parsers.errors import NoPosition, SchemaError
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -38,7 +37,8 @@ from listeners.parsers.voevent_common import (
     spec_for,
 )
 from listeners.parsers.xml import Group, VOEvent, load_voevent
-from mm_broker.models import Messenger, Notice, SkyMap
+from mm_broker.core.errors import NoPosition, SchemaError
+from mm_broker.core.models import Messenger, Notice, SkyMap
 
 __all__ = ["MISSION", "PACKETS", "SKYMAP_CONVENTION", "from_voevent", "parse_lvk"]
 

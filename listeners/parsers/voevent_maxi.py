@@ -24,7 +24,7 @@ from listeners.parsers.voevent_common import (
     spec_for,
 )
 from listeners.parsers.xml import VOEvent, load_voevent
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "from_voevent", "parse_maxi"]
 

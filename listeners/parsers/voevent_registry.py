@@ -2,7 +2,7 @@
 
 :data:`REGISTRY` maps ``(format, (stream, packet type))`` to the mission function
 that turns a safely parsed :class:`~listeners.parsers.xml.VOEvent` into a
-:class:`~mm_broker.models.Notice`:
+:class:`~mm_broker.core.models.Notice`:
 
 * ``format`` is ``"voevent"``;
 * ``stream`` is the IVORN up to ``#``, e.g. ``"ivo://nasa.gsfc.gcn/Fermi"`` for
@@ -38,7 +38,6 @@ from listeners.parsers import (
     voevent_svom,
     voevent_swift,
 )
-from listeners.parsers.errors import UnsupportedNoticeType
 from listeners.parsers.voevent_common import gcn_packet_type
 from listeners.parsers.xml import (
     DEFAULT_MAX_BYTES,
@@ -47,7 +46,8 @@ from listeners.parsers.xml import (
     VOEvent,
     load_voevent,
 )
-from mm_broker.models import Notice
+from mm_broker.core.errors import UnsupportedNoticeType
+from mm_broker.core.models import Notice
 
 __all__ = ["FORMAT", "REGISTRY", "NoticeTypeKey", "VOEventParser", "notice_key", "parse_voevent"]
 

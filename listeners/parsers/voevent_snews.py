@@ -16,7 +16,6 @@ Facts used (table below):
 
 from __future__ import annotations
 
-from listeners.parsers.errors import NoPosition
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -27,7 +26,8 @@ from listeners.parsers.voevent_common import (
     spec_for,
 )
 from listeners.parsers.xml import VOEvent, load_voevent
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.errors import NoPosition
+from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "from_voevent", "parse_snews"]
 

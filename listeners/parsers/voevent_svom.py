@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import re
 
-from listeners.parsers.errors import SchemaError
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -33,7 +32,8 @@ from listeners.parsers.voevent_common import (
     stage_version,
 )
 from listeners.parsers.xml import VOEvent, load_voevent
-from mm_broker.models import Messenger, Notice
+from mm_broker.core.errors import SchemaError
+from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "NO_ERROR_RADII", "PACKETS", "from_voevent", "parse_svom"]
 

@@ -54,7 +54,7 @@ from datetime import UTC, datetime
 
 from lxml import etree  # noqa: S410 - hardened below: no DTD, no entities, no network
 
-from listeners.parsers.errors import (
+from mm_broker.core.errors import (
     MalformedPayload,
     NoticeError,
     SchemaError,
@@ -273,7 +273,7 @@ def parse_xml(
     >>> parse_xml(b'<!DOCTYPE a [<!ENTITY x "y">]><a>&x;</a>')
     Traceback (most recent call last):
     ...
-    listeners.parsers.errors.UnsafeXML: unsafe_xml: <!DOCTYPE declaration at byte 0 refused \
+    mm_broker.core.errors.UnsafeXML: unsafe_xml: <!DOCTYPE declaration at byte 0 refused \
 (DTDs and entities are never accepted)
     """
     if isinstance(payload, memoryview):

@@ -1,7 +1,7 @@
 """Regions and alerts for the coincidence tests, built directly with healpy and mocpy.
 
 The tests of :mod:`coincidence` do not depend on :mod:`skymaps`: these helpers make
-:class:`~mm_broker.models.Region` values the way the contract describes them
+:class:`~mm_broker.core.models.Region` values the way the contract describes them
 (order-29 nested ranges, tiles with credible level and density).
 """
 
@@ -18,7 +18,7 @@ import numpy.typing as npt
 import pandas as pd
 from mocpy import MOC
 
-from mm_broker.models import Region
+from mm_broker.core.models import Region
 
 DEG2_PER_SR = (180.0 / math.pi) ** 2
 SKY_DEG2 = 4.0 * math.pi * DEG2_PER_SR

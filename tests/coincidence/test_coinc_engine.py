@@ -15,7 +15,7 @@ from coincidence.association import Association
 from coincidence.engine import CoincidenceEngine, EventMeta
 from coincidence.pchance import FixedRate, TransientRate
 from coincidence.times import NS_PER_DAY, to_ns
-from mm_broker.models import Messenger, Role
+from mm_broker.core.models import Messenger, Role
 
 H = timedelta(hours=1)
 D = timedelta(days=1)

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coincidence.index import NPIX29, ActiveRegions, RegionEntry, ipix29
-from mm_broker.models import Region
+from mm_broker.core.models import Region
 
 
 def ranges_region(ranges: np.ndarray) -> Region:

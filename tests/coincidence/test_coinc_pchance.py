@@ -41,7 +41,7 @@ from coincidence.pchance import (
 )
 from coincidence.rules import Window, time_mask
 from coincidence.times import NS_PER_DAY, to_ns
-from mm_broker.models import Messenger, Region
+from mm_broker.core.models import Messenger, Region
 
 DAY = NS_PER_DAY
 KS_ALPHA = 0.01

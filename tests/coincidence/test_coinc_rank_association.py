@@ -11,7 +11,7 @@ from coinc_regions import T0
 
 from coincidence.association import Association, Status
 from coincidence.rank import rank_candidates
-from mm_broker.models import Messenger, Role
+from mm_broker.core.models import Messenger, Role
 
 
 def assoc(alert_id: str, **kw: object) -> Association:

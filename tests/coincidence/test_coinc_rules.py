@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from coincidence.rules import DEFAULT_WINDOWS, Window, pair_time_mask, time_mask, window_for
 from coincidence.times import NS_PER_DAY, NS_PER_S, column_to_ns, from_ns, iso_utc, to_ns
-from mm_broker.models import Messenger
+from mm_broker.core.models import Messenger
 
 S = NS_PER_S
 DAY = NS_PER_DAY

@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from mm_broker import config, services
+from mm_broker.app import services
+from mm_broker.core import config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -55,7 +56,7 @@ def fault_services() -> Iterator[config.Settings]:
 @pytest.fixture
 def fault_db(fault_services: config.Settings) -> Iterator[config.Settings]:
     """A new, empty database at the newest migration in the private PostgreSQL."""
-    from mm_broker.db.scratch import temporary_database
+    from mm_broker.core.db.scratch import temporary_database
 
     with temporary_database(fault_services, "mm_fault") as settings:
         yield settings

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import select
 
-from mm_broker import config
+from mm_broker.core import config
 
 ALERTS = "alerts/ztf/avro/20181129_fink-alert-simulator"
 
@@ -61,8 +61,8 @@ def store(settings: config.Settings, planted: Planted) -> Planted:
     than t0 − 600 s, and the alert time (the later of the observation and the first
     detection) in [t0 − 600 s, t0 + 20 d].
     """
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.ingest import Limits, ingest
+    from mm_broker.app.ingest import Limits, ingest
+    from mm_broker.core.db.migrate import engine_for
 
     engine = engine_for(settings)
     try:
@@ -118,8 +118,8 @@ def raw_offsets(archive: Path) -> Counter[tuple[int, int]]:
 
 def stored_keys(settings: config.Settings) -> Counter[str]:
     """Keys of the rows of the associations table (and whether any is unconfirmed)."""
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.db.schema import associations
+    from mm_broker.core.db.migrate import engine_for
+    from mm_broker.core.db.schema import associations
 
     engine = engine_for(settings)
     try:
@@ -180,7 +180,7 @@ class InProcessService:
     def __init__(self, settings: config.Settings, spark: object, name: str) -> None:
         import threading
 
-        from mm_broker import run
+        from mm_broker.app import run
 
         self.batches: list[dict[str, object]] = []
         self.stop_event = threading.Event()

@@ -54,11 +54,11 @@ import pytest
 from lxml import etree
 from sqlalchemy import Engine, func, select
 
-from mm_broker import config
-from mm_broker.db.migrate import engine_for
-from mm_broker.db.schema import notices, raw_journal
-from mm_broker.services.comet import Comet
-from mm_broker.services.process import port_open
+from mm_broker.app.services.comet import Comet
+from mm_broker.app.services.process import port_open
+from mm_broker.core import config
+from mm_broker.core.db.migrate import engine_for
+from mm_broker.core.db.schema import notices, raw_journal
 from publishers.vtp import VTPError, submit
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
@@ -237,7 +237,7 @@ def test_comet_restart_loses_nothing_acknowledged(fault_db: config.Settings, dat
 
     offset = comet.logfile.stat().st_size
     with open(listener_log, "wb") as log_out:
-        proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "listen", "vtp",
+        proc = subprocess.Popen([sys.executable, "-m", "mm_broker.app.cli", "listen", "vtp",
                                  "--remote", f"{host}:{broadcast_port}"],
                                 env=env, stdout=log_out, stderr=subprocess.STDOUT)
     try:

@@ -53,11 +53,11 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select
 
-from mm_broker import config
-from mm_broker.db.migrate import engine_for
-from mm_broker.db.schema import notices, raw_journal
-from mm_broker.services.postgres import Postgres
-from mm_broker.services.process import port_open
+from mm_broker.app.services.postgres import Postgres
+from mm_broker.app.services.process import port_open
+from mm_broker.core import config
+from mm_broker.core.db.migrate import engine_for
+from mm_broker.core.db.schema import notices, raw_journal
 
 pytestmark = [pytest.mark.services, pytest.mark.timeout(240)]
 
@@ -297,7 +297,7 @@ def test_postgres_restart_under_listeners(fault_db: config.Settings, data_dir: P
     try:
         for which, args in commands.items():
             with open(logs[which], "wb") as out:
-                procs[which] = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", *args],
+                procs[which] = subprocess.Popen([sys.executable, "-m", "mm_broker.app.cli", *args],
                                                 env=env, stdout=out, stderr=subprocess.STDOUT)
         # 1. Before the fault.
         produce("before")

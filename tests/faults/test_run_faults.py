@@ -35,7 +35,7 @@ from scenario import (
     wait_until,
 )
 
-from mm_broker import config
+from mm_broker.core import config
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
 
@@ -73,7 +73,7 @@ def _check(settings: config.Settings, archive: Path, files: list[Path], ids: set
 def test_kafka_sigkill_during_run(fault_db: config.Settings, spark, data_dir: Path,
                                   tmp_path: Path) -> None:
     from fink_core import simulator
-    from mm_broker.services.kafka import Kafka
+    from mm_broker.app.services.kafka import Kafka
     from publishers.kafka import Topics
 
     tag = uuid.uuid4().hex[:8]
@@ -129,7 +129,7 @@ def test_postgres_stopped_during_run(fault_db: config.Settings, spark, data_dir:
     failed micro-batches are retried from the checkpoint once it is back, a notice
     stored after the restart retro-matches, nothing is lost or doubled."""
     from fink_core import simulator
-    from mm_broker.services.postgres import Postgres
+    from mm_broker.app.services.postgres import Postgres
     from publishers.kafka import Topics
 
     tag = uuid.uuid4().hex[:8]
@@ -192,7 +192,7 @@ def _service_env(settings: config.Settings, tmp_path: Path, tag: str, data_dir: 
 
 
 def _start_service(env: dict, log: Path) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "mm_broker.cli", "run"]
+    cmd = [sys.executable, "-m", "mm_broker.app.cli", "run"]
     with open(log, "ab") as out:
         return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=out,  # noqa: S603
                                 start_new_session=True)
@@ -277,9 +277,9 @@ def _ids_of(files: list[Path]) -> set[str]:
 def test_unconfirmed_counterparts_settled_once(fault_db: config.Settings) -> None:
     """Rows a crash left between insert and confirmed delivery: those already on the
     topic are only marked, the others are published; none twice."""
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.db.schema import associations
-    from mm_broker.run import republish_pending
+    from mm_broker.app.run import republish_pending
+    from mm_broker.core.db.migrate import engine_for
+    from mm_broker.core.db.schema import associations
     from publishers import records as rec
     from publishers.publish import Publisher
 
@@ -310,7 +310,7 @@ def test_unconfirmed_counterparts_settled_once(fault_db: config.Settings) -> Non
             report = publisher.counterparts(recs, datetime.now(UTC))
             assert report.kafka is not None and report.kafka.delivered == len(recs)
 
-        from mm_broker.run import _keys_on_topics
+        from mm_broker.app.run import _keys_on_topics
         done = republish_pending(engine, publish,
                                  lambda recs, since: _keys_on_topics(publisher, recs, since))
         again = republish_pending(engine, publish, lambda recs, since: set())

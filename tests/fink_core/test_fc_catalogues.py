@@ -15,7 +15,7 @@ from astropy.io.votable import from_table, writeto
 from astropy.table import Table
 
 from fink_core import catalogues as C
-from fink_core.errors import CatalogueFormatError
+from mm_broker.core.errors import CatalogueFormatError
 
 ROWS = {
     "gcvs": 59099,

@@ -16,7 +16,7 @@ from coincidence.archive_store import ArchiveAlertStore
 from fink_core import catalogues as C
 from fink_core.compact import CompactionError, compact, last_committed_batch
 from fink_core.pipeline import enrich, write_enriched_batch
-from fink_core.provenance import Provenance
+from mm_broker.core.provenance import Provenance
 
 FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
 
@@ -192,7 +192,7 @@ def test_memory_horizon_bounds_memory_and_loses_no_alert(
     """`run`'s store keeps only recent alerts in memory; a late notice still finds every
     archived alert (from the archive), the same set as with everything in memory."""
     from coincidence.alerts import AlertBatch
-    from mm_broker.replay import engine_frame
+    from mm_broker.app.replay import engine_frame
 
     keys = [c.key for c in catalogues]
     root = tmp_path / "archive"

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from fink_core import decode, model
-from fink_core.errors import CorruptAlert, UnknownSchema
+from mm_broker.core.errors import CorruptAlert, UnknownSchema
 
 ZTF_VERSIONS = {
     "20180626_skyportal": {"1.8"},

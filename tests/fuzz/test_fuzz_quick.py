@@ -150,8 +150,8 @@ def test_attribute_flood_is_refused() -> None:
     """An element with 20,000 attributes is a hostile tree, refused as such. (lxml's
     tree builder sets attributes in quadratic time: 40,000 of them, 0.6 MB, took 15 s
     of parsing, a stalled listener.)"""
-    from listeners.parsers.errors import UnsafeXML
     from listeners.parsers.xml import parse_xml
+    from mm_broker.core.errors import UnsafeXML
 
     attributes = b" ".join(b'a%d="%d"' % (i, i) for i in range(20_000))
     with pytest.raises(UnsafeXML):
@@ -169,7 +169,7 @@ def test_avro_schema_with_zero_size_items_is_refused(data_dir: Path) -> None:
     ``prv_candidate`` record made the decoder grow to 23 GB before the OOM killer
     stopped it.) Such a writer schema is refused as corrupt."""
     from fink_core.decode import decode_avro
-    from fink_core.errors import CorruptAlert
+    from mm_broker.core.errors import CorruptAlert
 
     path = "alerts/ztf/avro/fink-alert-simulator_templates/template_schema_ZTF_3p3.avro"
     data = (data_dir / path).read_bytes()
@@ -204,7 +204,7 @@ def test_damaged_sky_map_header_is_a_bad_sky_map(data_dir: Path, keyword: bytes,
     bounded memory (found by the 100,000-case run)."""
     import skymaps
     from listeners.parsers import parse
-    from listeners.parsers.errors import BadSkyMap
+    from mm_broker.core.errors import BadSkyMap
 
     notice = parse(_lvk_notice_with_card(data_dir, keyword, value), "igwn.gwalert")
     assert notice.localisation is not None
@@ -216,7 +216,7 @@ def test_damaged_sky_map_header_is_a_bad_sky_map(data_dir: Path, keyword: bytes,
 # Through the real ingest path: every payload journaled, with a reason
 # --------------------------------------------------------------------------- #
 
-#: Mutated notices sent through :func:`mm_broker.ingest.ingest`.
+#: Mutated notices sent through :func:`mm_broker.app.ingest.ingest`.
 N_INGEST = 200
 
 
@@ -237,9 +237,9 @@ def _nul_payloads(corpus: fuzz.Corpus) -> list[fuzz.Case]:
 
 def _reason_codes() -> set[str]:
     """Reason codes of every NoticeError subclass defined (parsers, sky maps, ingest)."""
-    import mm_broker.ingest  # noqa: F401 - defines its own rejections
+    import mm_broker.app.ingest  # noqa: F401 - defines its own rejections
     import skymaps.conventions  # noqa: F401
-    from listeners.parsers.errors import NoticeError
+    from mm_broker.core.errors import NoticeError
 
     codes, todo = set(), [NoticeError]
     while todo:
@@ -255,9 +255,9 @@ def test_ingest_journals_every_fuzz_case_with_a_reason(corpus: fuzz.Corpus,
                                                        fresh_db: Any) -> None:
     from sqlalchemy import select
 
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.db.schema import raw_journal
-    from mm_broker.ingest import Limits, ingest
+    from mm_broker.app.ingest import Limits, ingest
+    from mm_broker.core.db.migrate import engine_for
+    from mm_broker.core.db.schema import raw_journal
 
     cases = list(fuzz.cases(corpus, SEED + 1, N_INGEST, families=sorted(fuzz.NOTICE_FAMILIES)))
     cases += _nul_payloads(corpus)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mm_broker import config
+from mm_broker.core import config
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
 
@@ -56,7 +56,7 @@ def _expected_pairs(work: Path) -> tuple[int, int, int]:
 
 def test_small_soak_reports_consistent_figures(running: config.Settings, data_dir: Path,
                                                tmp_path: Path) -> None:
-    from mm_broker import bench
+    from mm_broker.app import bench
 
     assert running.data_dir == data_dir
     work = tmp_path / "soak"

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select, text
 
-from mm_broker import config
-from mm_broker.db.migrate import engine_for
-from mm_broker.db.schema import events, notices, raw_journal, regions
-from mm_broker.ingest import Limits, ingest
+from mm_broker.app.ingest import Limits, ingest
+from mm_broker.core import config
+from mm_broker.core.db.migrate import engine_for
+from mm_broker.core.db.schema import events, notices, raw_journal, regions
 
 pytestmark = pytest.mark.services
 
@@ -105,7 +105,7 @@ def test_one_journal_row_processed_by_two_listeners_is_stored_once(engine, fresh
     from concurrent.futures import ThreadPoolExecutor
     from datetime import UTC, datetime
 
-    from mm_broker.ingest import journal, process, recover_pending
+    from mm_broker.app.ingest import journal, process, recover_pending
 
     raw = (data_dir / "notices/swift/BAT_GRB_Pos_655721-214.xml").read_bytes()
     limits = Limits.from_settings(fresh_db)
@@ -218,7 +218,7 @@ def test_notices_ingest_cli_contract(fresh_db, data_dir: Path) -> None:
     env = {"MM_POSTGRES__DATABASE": str(fresh_db.get("postgres.database"))}
     import os
 
-    proc = subprocess.run([sys.executable, "-m", "mm_broker.cli", "notices", "ingest",
+    proc = subprocess.run([sys.executable, "-m", "mm_broker.app.cli", "notices", "ingest",
                            str(data_dir / "notices/swift")], capture_output=True, text=True,
                           env={**os.environ, **env}, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -244,7 +244,7 @@ def test_payload_journaled_before_a_crash_is_recovered(engine, fresh_db, data_di
     processed when a listener starts again."""
     from datetime import UTC, datetime
 
-    from mm_broker.ingest import journal, recover_pending
+    from mm_broker.app.ingest import journal, recover_pending
 
     path = _gbm_sequence(data_dir, GBM_TRIGGER)[-1]
     with engine.begin() as conn:

@@ -52,9 +52,9 @@ from coincidence.alerts import ALERT_COLUMNS
 from coincidence.engine import CoincidenceEngine, EventMeta
 from coincidence.rules import Window
 from listeners.parsers import parse
-from mm_broker import config
-from mm_broker.models import Messenger, Region, SkyMap
-from mm_broker.replay import windows_from_settings
+from mm_broker.app.replay import windows_from_settings
+from mm_broker.core import config
+from mm_broker.core.models import Messenger, Region, SkyMap
 
 MAP_DIR = "skymaps/gw"
 SKIPPED_MAPS = {"GW190814_S190814bv_LALInference.v1.fits.gz"}

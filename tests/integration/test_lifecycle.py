@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mm_broker import config, services
-from mm_broker.services.process import cmdline
+from mm_broker.app import services
+from mm_broker.app.services.process import cmdline
+from mm_broker.core import config
 
 pytestmark = pytest.mark.services
 

@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from mm_broker import config
-from mm_broker.db.migrate import engine_for
-from mm_broker.db.schema import notices, raw_journal
+from mm_broker.core import config
+from mm_broker.core.db.migrate import engine_for
+from mm_broker.core.db.schema import notices, raw_journal
 
 pytestmark = pytest.mark.services
 
@@ -88,7 +88,7 @@ def test_dir_listener_daemon_stops_cleanly(fresh_db: config.Settings, data_dir: 
     inbox.mkdir()
     env = {**os.environ, "MM_POSTGRES__DATABASE": str(fresh_db.get("postgres.database")),
            "MM_LISTEN__DIR_POLL_S": "0.5"}
-    proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "listen", "dir",
+    proc = subprocess.Popen([sys.executable, "-m", "mm_broker.app.cli", "listen", "dir",
                              str(inbox)], env=env, stderr=subprocess.PIPE, text=True)
     try:
         for f in NOTICES:
@@ -107,7 +107,7 @@ def test_vtp_listener_receives_from_comet(running: config.Settings, fresh_db: co
     c = running.tree["comet"]
     env = {**os.environ, "MM_POSTGRES__DATABASE": str(fresh_db.get("postgres.database")),
            "MM_STATE_DIR": str(tmp_path / "vtp-state")}
-    proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "listen", "vtp",
+    proc = subprocess.Popen([sys.executable, "-m", "mm_broker.app.cli", "listen", "vtp",
                              "--remote", f"127.0.0.1:{c['broadcast_port']}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:

@@ -49,10 +49,10 @@ import pytest
 from astropy.io import fits
 
 from listeners.parsers import NoticeError, parse
-from mm_broker import config
-from mm_broker.dataset import restore_embedded_skymap
-from mm_broker.models import Region
-from mm_broker.replay import load_alerts, load_notices, replay
+from mm_broker.app.dataset import restore_embedded_skymap
+from mm_broker.app.replay import load_alerts, load_notices, replay
+from mm_broker.core import config
+from mm_broker.core.models import Region
 from skymaps import credible_level_at
 from skymaps.ranges import ang2pix29, contains
 

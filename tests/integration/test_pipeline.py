@@ -11,7 +11,7 @@ from pathlib import Path
 import fastavro
 import pytest
 
-from mm_broker import config
+from mm_broker.core import config
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
 
@@ -79,8 +79,8 @@ def test_all_real_alerts_archived_once_across_a_restart(running: config.Settings
     # Provenance on every row, the corrupt payload's included: this run's version,
     # configuration hash, catalogue and rule versions.
     from fink_core.catalogues import load_default_catalogues
-    from fink_core.provenance import Provenance
     from mm_broker import __version__
+    from mm_broker.core.provenance import Provenance
 
     expected = Provenance.from_settings(
         settings, load_default_catalogues(settings.catalogue_dir())).columns()

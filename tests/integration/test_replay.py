@@ -10,8 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from mm_broker import config
-from mm_broker.replay import replay
+from mm_broker.app.replay import replay
+from mm_broker.core import config
 
 NOTICES = ["triggers/voevents/fink-mm_2024-01", "triggers/lvk_notices"]
 ALERTS = ["alerts/ztf/parquet/20240115_fink-mm"]
@@ -94,9 +94,9 @@ def test_records_carry_the_catalogue_and_rule_versions(night: tuple[Path, dict],
     import fink_core.classify
     import fink_core.quality
     from fink_core.pipeline import enrich
-    from fink_core.provenance import Provenance
     from mm_broker import __version__
-    from mm_broker.replay import load_catalogues
+    from mm_broker.app.replay import load_catalogues
+    from mm_broker.core.provenance import Provenance
 
     out, summary = night
     settings = config.load()

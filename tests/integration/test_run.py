@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sqlalchemy import func, select
 
-from mm_broker import config
+from mm_broker.core import config
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
 
@@ -25,10 +25,10 @@ def test_late_notice_retro_match_published_once(fresh_db: config.Settings, spark
                                                 data_dir: Path, tmp_path: Path) -> None:
     from fink_core import simulator
     from fink_core.decode import read_alert_files
-    from mm_broker import run
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.db.schema import associations
-    from mm_broker.ingest import Limits, ingest
+    from mm_broker.app import run
+    from mm_broker.app.ingest import Limits, ingest
+    from mm_broker.core.db.migrate import engine_for
+    from mm_broker.core.db.schema import associations
     from publishers.consume import read
 
     tag = uuid.uuid4().hex[:8]

@@ -16,8 +16,8 @@ import fastavro
 import pytest
 from sqlalchemy import text
 
-from mm_broker import config
-from mm_broker.db import migrate
+from mm_broker.core import config
+from mm_broker.core.db import migrate
 
 pytestmark = pytest.mark.services
 
@@ -57,7 +57,7 @@ def test_db_command_migrates_an_empty_database(running: config.Settings) -> None
     env = {**os.environ, "MM_POSTGRES__DATABASE": name,
            "MM_POSTGRES__PORT": str(running.get("postgres.port"))}
     try:
-        cmd = [sys.executable, "-m", "mm_broker.cli", "db"]
+        cmd = [sys.executable, "-m", "mm_broker.app.cli", "db"]
         before = subprocess.run(cmd + ["current"], env=env, capture_output=True, text=True,
                                 timeout=60, check=True)
         up = subprocess.run(cmd + ["upgrade"], env=env, capture_output=True, text=True,
@@ -100,7 +100,7 @@ def test_kafka_round_trip(running: config.Settings) -> None:
 @pytest.mark.spark
 def test_spark_streams_real_alerts_kafka_to_kafka(running: config.Settings, spark: object,
                                                   data_dir: Path) -> None:
-    from mm_broker import demo
+    from mm_broker.app import demo
 
     folder = data_dir / "alerts/ztf/avro/ztf-avro-alert_samples"
     paths = sorted(folder.glob("*.avro"))[:3]
@@ -121,7 +121,7 @@ def test_spark_streams_real_alerts_kafka_to_kafka(running: config.Settings, spar
 
 def _comet_subscriber(running: config.Settings, outdir: Path) -> subprocess.Popen[bytes]:
     c = running.tree["comet"]
-    cmd = [sys.executable, "-m", "mm_broker.services.comet_launcher", "--bind", "127.0.0.1",
+    cmd = [sys.executable, "-m", "mm_broker.app.services.comet_launcher", "--bind", "127.0.0.1",
            "--", "-n", "--pidfile=", "comet", f"--remote=127.0.0.1:{c['broadcast_port']}",
            "--local-ivo=ivo://mm-broker.test/subscriber", f"--eventdb={outdir / 'db'}",
            "--save-event", f"--save-event-directory={outdir}"]

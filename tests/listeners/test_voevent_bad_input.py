@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from listeners.parsers.errors import (
+from listeners.parsers.voevent_registry import parse_voevent
+from listeners.parsers.xml import DEFAULT_MAX_BYTES, parse_xml
+from mm_broker.core.errors import (
     BadCoordinates,
     MalformedPayload,
     NoPosition,
@@ -18,8 +20,6 @@ from listeners.parsers.errors import (
     UnsupportedFormat,
     UnsupportedNoticeType,
 )
-from listeners.parsers.voevent_registry import parse_voevent
-from listeners.parsers.xml import DEFAULT_MAX_BYTES, parse_xml
 
 GND_POS = "notices/fermi_gbm/fermi_gbm_gnd_pos_1706.xml"
 

@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from voevent_cases import outcome
 
-from listeners.parsers.errors import BadCoordinates, NoPosition, NoticeError
-from mm_broker.models import Circle, Notice
+from mm_broker.core.errors import BadCoordinates, NoPosition, NoticeError
+from mm_broker.core.models import Circle, Notice
 
 #: Seeds: one or more real files per mission and format quirk.
 SEEDS = (

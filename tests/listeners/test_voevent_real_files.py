@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from voevent_cases import expected_outcomes, outcome, xml_files
 
-from listeners.parsers.errors import NoticeError, UnsupportedFormat
 from listeners.parsers.voevent_registry import parse_voevent
-from mm_broker.models import Circle, Messenger, Notice, Role, SkyMap
+from mm_broker.core.errors import NoticeError, UnsupportedFormat
+from mm_broker.core.models import Circle, Messenger, Notice, Role, SkyMap
 
 EXPECTED = expected_outcomes()
 

@@ -25,10 +25,10 @@ from listeners.parsers import (
     voevent_svom,
     voevent_swift,
 )
-from listeners.parsers.errors import UnsupportedNoticeType
 from listeners.parsers.voevent_common import PacketSpec
 from listeners.parsers.voevent_registry import REGISTRY, parse_voevent
-from mm_broker.models import Circle, Messenger, Role
+from mm_broker.core.errors import UnsupportedNoticeType
+from mm_broker.core.models import Circle, Messenger, Role
 
 # voevent-parse 1.0.3 builds packets with collections.Iterable (gone in Python 3.10).
 collections.Iterable = collections.abc.Iterable  # type: ignore[attr-defined]

@@ -10,10 +10,10 @@ import pandas as pd
 import pytest
 from voevent_cases import expected_outcomes, outcome
 
-from listeners.parsers.errors import NoPosition
 from listeners.parsers.voevent_common import VERSION_STRIDE
 from listeners.parsers.voevent_registry import parse_voevent
-from mm_broker.models import Circle, Notice
+from mm_broker.core.errors import NoPosition
+from mm_broker.core.models import Circle, Notice
 
 # TrigID -> (number of Flight, Ground, Final positions) in notices/fermi_gbm/.
 SEQUENCES = {792220053: (3, 3, 2), 797587480: (3, 5, 1), 797921044: (4, 3, 1)}

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from listeners.parsers.errors import SchemaError
 from listeners.parsers.xml import Citation, load_voevent, parse_utc
+from mm_broker.core.errors import SchemaError
 
 
 def test_params_top_level_and_in_groups(data_dir: Path) -> None:

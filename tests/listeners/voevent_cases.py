@@ -16,9 +16,9 @@ import csv
 from dataclasses import dataclass
 from pathlib import Path
 
-from listeners.parsers.errors import NoticeError
 from listeners.parsers.voevent_registry import parse_voevent
-from mm_broker.models import Notice
+from mm_broker.core.errors import NoticeError
+from mm_broker.core.models import Notice
 
 HERE = Path(__file__).resolve().parent
 OUTCOMES_CSV = HERE / "voevent_outcomes.csv"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from mm_broker.models import Box, Circle, Ellipse, Messenger, Notice, Role, SkyMap
+from mm_broker.core.models import Box, Circle, Ellipse, Messenger, Notice, Role, SkyMap
 
 #: Folders of the shared data that hold notices.
 NOTICE_FOLDERS = ("notices", "triggers")

@@ -10,15 +10,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from listeners.parsers import json_common
-from listeners.parsers.errors import (
-    BadCoordinates,
-    BadSkyMap,
-    MalformedPayload,
-    NoPosition,
-    NoticeError,
-    SchemaError,
-    UnsupportedNoticeType,
-)
 from listeners.parsers.json_common import (
     DEFAULT_MAX_BYTES,
     check_ra_dec,
@@ -29,6 +20,15 @@ from listeners.parsers.json_common import (
     schema_path,
 )
 from listeners.parsers.json_registry import parse_json
+from mm_broker.core.errors import (
+    BadCoordinates,
+    BadSkyMap,
+    MalformedPayload,
+    NoPosition,
+    NoticeError,
+    SchemaError,
+    UnsupportedNoticeType,
+)
 
 pytestmark = pytest.mark.filterwarnings("error")
 

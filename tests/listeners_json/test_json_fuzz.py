@@ -27,9 +27,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from listeners.parsers.errors import NoticeError
 from listeners.parsers.json_registry import TOPIC_PARSERS, parse_json
-from mm_broker.models import Notice
+from mm_broker.core.errors import NoticeError
+from mm_broker.core.models import Notice
 
 pytestmark = pytest.mark.filterwarnings("error")
 

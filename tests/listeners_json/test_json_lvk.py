@@ -17,9 +17,9 @@ import pytest
 from astropy.time import Time
 
 from listeners.parsers import json_lvk
-from listeners.parsers.errors import BadSkyMap, MalformedPayload, SchemaError, UnsupportedNoticeType
 from listeners.parsers.json_registry import parse_json
-from mm_broker.models import Messenger, Notice, Role, SkyMap
+from mm_broker.core.errors import BadSkyMap, MalformedPayload, SchemaError, UnsupportedNoticeType
+from mm_broker.core.models import Messenger, Notice, Role, SkyMap
 
 pytestmark = pytest.mark.filterwarnings("error")
 

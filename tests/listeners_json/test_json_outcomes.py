@@ -29,14 +29,14 @@ from pathlib import Path
 import pytest
 
 from listeners.parsers import json_registry
-from listeners.parsers.errors import (
+from listeners.parsers.json_registry import parse_json
+from mm_broker.core.errors import (
     BadSkyMap,
     NoPosition,
     NoticeError,
     UnsupportedNoticeType,
 )
-from listeners.parsers.json_registry import parse_json
-from mm_broker.models import Box, Circle, Ellipse, Messenger, Notice, Role, SkyMap
+from mm_broker.core.models import Box, Circle, Ellipse, Messenger, Notice, Role, SkyMap
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -20,7 +20,6 @@ from listeners.parsers import (
     json_superk,
     json_swift,
 )
-from listeners.parsers.errors import UnsupportedNoticeType
 from listeners.parsers.json_gcn_unified import MissionSpec
 from listeners.parsers.json_registry import (
     SCHEMA_PARSERS,
@@ -28,6 +27,7 @@ from listeners.parsers.json_registry import (
     Parser,
     parse_json,
 )
+from mm_broker.core.errors import UnsupportedNoticeType
 
 pytestmark = pytest.mark.filterwarnings("error")
 

@@ -19,15 +19,15 @@ from listeners.parsers import (
     json_superk,
     json_swift,
 )
-from listeners.parsers.errors import (
+from listeners.parsers.json_registry import parse_json
+from mm_broker.core.errors import (
     BadCoordinates,
     BadSkyMap,
     NoPosition,
     NoticeError,
     SchemaError,
 )
-from listeners.parsers.json_registry import parse_json
-from mm_broker.models import Box, Circle, Ellipse, Messenger, Notice, Role, SkyMap
+from mm_broker.core.models import Box, Circle, Ellipse, Messenger, Notice, Role, SkyMap
 
 pytestmark = pytest.mark.filterwarnings("error")
 

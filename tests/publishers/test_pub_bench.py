@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mm_broker import config
+from mm_broker.core import config
 from publishers import bench
 
 pytestmark = pytest.mark.services

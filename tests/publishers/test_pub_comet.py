@@ -21,8 +21,8 @@ if not hasattr(collections, "Iterable"):
 import voeventparse as vp  # noqa: E402
 from pub_records import real_counterparts, record, swift_trigger  # noqa: E402
 
-from mm_broker import config  # noqa: E402
-from mm_broker.services.process import port_open, wait_for  # noqa: E402
+from mm_broker.app.services.process import port_open, wait_for  # noqa: E402
+from mm_broker.core import config  # noqa: E402
 from publishers import consume as cons  # noqa: E402
 from publishers import voevent as vo  # noqa: E402
 from publishers.kafka import Topics, delete_topics  # noqa: E402
@@ -33,7 +33,7 @@ pytestmark = pytest.mark.services
 
 
 def _comet(args: list[str], cwd: Path) -> subprocess.Popen[bytes]:
-    cmd = [sys.executable, "-m", "mm_broker.services.comet_launcher", "--bind", "127.0.0.1",
+    cmd = [sys.executable, "-m", "mm_broker.app.services.comet_launcher", "--bind", "127.0.0.1",
            "--", "-n", "--pidfile=", "comet", *args]
     with open(cwd / "comet.log", "wb") as log:  # the child keeps its own descriptor
         return subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT)

@@ -15,7 +15,7 @@ import pytest
 from confluent_kafka.admin import AdminClient, ConfigResource
 from pub_records import real_counterparts, record
 
-from mm_broker import config
+from mm_broker.core import config
 from publishers import consume as cons
 from publishers import records as rec
 from publishers import schema as sch

@@ -10,8 +10,8 @@ from collections import Counter
 import pytest
 from pub_records import record
 
-from mm_broker import config
-from mm_broker.services.kafka import Kafka
+from mm_broker.app.services.kafka import Kafka
+from mm_broker.core import config
 from publishers import consume as cons
 from publishers import records as rec
 from publishers.config import PublishConfig

@@ -9,7 +9,7 @@ import healpy as hp
 import numpy as np
 import pytest
 
-from mm_broker.models import Region
+from mm_broker.core.models import Region
 from publishers import plot
 
 GW_MOC = "skymaps/gw/S240115ak-PRELIMINARY-20240115T200827Z.multiorder.fits"

@@ -34,7 +34,8 @@ from pathlib import Path
 
 import pytest
 
-from mm_broker import cli, config
+from mm_broker.app import cli
+from mm_broker.core import config
 
 REPO = Path(__file__).resolve().parents[2]
 MM_BROKER = str(Path(sys.executable).with_name("mm-broker"))
@@ -169,11 +170,11 @@ def test_secrets_are_read_from_env_and_file_and_never_printed(secrets: Secrets) 
     probe = (
         "import hashlib, json\n"
         "from sqlalchemy.engine import make_url\n"
-        "from mm_broker import config\n"
+        "from mm_broker.core import config\n"
         "from publishers.config import kafka_client_config\n"
         "s = config.load()\n"
         "h = lambda v: v and hashlib.sha256(v.encode()).hexdigest()\n"
-        "from mm_broker.spark import kafka_source_options\n"
+        "from fink_core.session import kafka_source_options\n"
         "k = kafka_client_config(s)\n"
         "o = kafka_source_options(s)\n"
         "assert o['kafka.security.protocol'] == 'SASL_SSL', o['kafka.security.protocol']\n"
@@ -305,7 +306,7 @@ SQL_METHODS = frozenset({"execute", "executemany", "exec_driver_sql", "executesc
 
 #: Documented exceptions: (file, rule, function) -> why it is safe.
 ALLOWED: dict[tuple[str, str, str], str] = {
-    ("mm_broker/db/scratch.py", "sql-from-values", "temporary_database"): (
+    ("mm_broker/core/db/scratch.py", "sql-from-values", "temporary_database"): (
         "CREATE/DROP DATABASE of a generated name (prefix checked to letters, digits "
         "and _, plus a uuid hex): identifiers cannot be bound parameters"),
 }

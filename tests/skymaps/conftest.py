@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sky_reference import Reference, reference
 
-from mm_broker.models import Region
+from mm_broker.core.models import Region
 from skymaps import region_from_skymap
 
 

@@ -15,7 +15,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mocpy import MOC
 
-from mm_broker.models import Box, Circle, Ellipse, SkyMap
+from mm_broker.core.models import Box, Circle, Ellipse, SkyMap
 from skymaps import (
     credible_level_at,
     region_for,

@@ -10,8 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mocpy import MOC
 
-from listeners.parsers.errors import BadCoordinates
-from mm_broker.models import Box, Circle, Ellipse, Region
+from mm_broker.core.errors import BadCoordinates
+from mm_broker.core.models import Box, Circle, Ellipse, Region
 from skymaps import credible_level_at, density_at, fisher, region_for
 from skymaps.conventions import ConventionError
 from skymaps.ranges import ang2pix29, area_deg2, contains

@@ -10,8 +10,8 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 from scipy.optimize import brentq
 
-from listeners.parsers.errors import BadCoordinates
-from mm_broker.models import Circle
+from mm_broker.core.errors import BadCoordinates
+from mm_broker.core.models import Circle
 from skymaps import fisher
 from skymaps.conventions import CONVENTIONS, ConventionError, circle_model, get_convention
 

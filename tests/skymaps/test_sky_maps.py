@@ -15,8 +15,8 @@ from astropy.io import fits
 from ligo.skymap.postprocess.crossmatch import crossmatch
 from sky_reference import Reference
 
-from listeners.parsers.errors import BadSkyMap
-from mm_broker.models import Region, SkyMap
+from mm_broker.core.errors import BadSkyMap
+from mm_broker.core.models import Region, SkyMap
 from skymaps import Limits, credible_level_at, density_at, region_for, region_to_moc
 from skymaps.ranges import PIX29_AREA_DEG2
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from mm_broker import config
+from mm_broker.core import config
 
 
 def test_defaults_are_loopback_and_typed() -> None:

@@ -12,7 +12,7 @@ from zope.interface import implementer
 
 @implementer(IPlugin, IHandler)
 class MMBrokerIngest:
-    """Hand each event's raw bytes to :func:`mm_broker.ingest.ingest`."""
+    """Hand each event's raw bytes to :func:`mm_broker.app.ingest.ingest`."""
 
     name = "mm-broker-ingest"
 
@@ -21,9 +21,9 @@ class MMBrokerIngest:
         self._limits = None
 
     def __call__(self, event):
-        from mm_broker import config
-        from mm_broker.db.migrate import engine_for
-        from mm_broker.ingest import Limits, ingest
+        from mm_broker.app.ingest import Limits, ingest
+        from mm_broker.core import config
+        from mm_broker.core.db.migrate import engine_for
 
         if self._engine is None:
             settings = config.load()

@@ -32,7 +32,7 @@ def fetch(cache_dir: Path, name: str, pom: str, properties: dict[str, str]) -> P
     name : str
         Short name of the jar set (``"kafka"``, ``"spark-connectors"``).
     pom : str
-        File name of a POM under ``mm_broker/services/maven``.
+        File name of a POM under ``mm_broker/core/maven``.
     properties : dict
         Maven properties overriding the POM's (e.g. ``{"kafka.version": "4.1.1"}``).
 
@@ -50,7 +50,7 @@ def fetch(cache_dir: Path, name: str, pom: str, properties: dict[str, str]) -> P
     if mvn is None:
         raise JarFetchError("Maven (mvn) is not installed; it is needed to fetch jars")
     dest.mkdir(parents=True, exist_ok=True)
-    pom_path = resources.files("mm_broker.services").joinpath("maven", pom)
+    pom_path = resources.files("mm_broker.core").joinpath("maven", pom)
     with resources.as_file(pom_path) as pom_file:
         cmd = [mvn, "-q", "-B", "-f", str(pom_file), "dependency:copy-dependencies",
                f"-DoutputDirectory={dest}", "-DincludeScope=runtime",

@@ -27,11 +27,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from mm_broker.core.errors import ConfigError
+
 ENV_PREFIX = "MM_"
-
-
-class ConfigError(ValueError):
-    """A configuration value is missing, of the wrong type or out of range."""
 
 
 def _load_defaults() -> dict[str, Any]:

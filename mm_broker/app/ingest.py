@@ -7,7 +7,7 @@ Every listener (GCN Kafka, VTP, directory) and ``mm-broker notices ingest`` call
    (:func:`journal`), *before* parsing and before the caller acknowledges the
    transport; identical bytes are one journal row whose ``receipts`` grows;
 2. parses it with the registry (:func:`listeners.parsers.parse`) and turns the
-   localisation into a :class:`~mm_broker.models.Region` (:func:`skymaps.region_for`);
+   localisation into a :class:`~mm_broker.core.models.Region` (:func:`skymaps.region_for`);
 3. stores event, notice and region version in one transaction, deciding which
    version is active: the newest ``(version, issue_time)`` wins, an older notice
    arriving late never replaces a newer one, a retraction withdraws the event;
@@ -34,26 +34,12 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError
 
 from listeners.parsers import NoticeError, parse
-from mm_broker.config import Settings
-from mm_broker.db.schema import events, notices, raw_journal, regions
-from mm_broker.models import Notice, Region
+from mm_broker.core.config import Settings
+from mm_broker.core.db.schema import events, notices, raw_journal, regions
+from mm_broker.core.errors import InternalError, StoreRejected
+from mm_broker.core.models import Notice, Region
 
 log = logging.getLogger(__name__)
-
-
-class StoreRejected(NoticeError):
-    """A parsed notice holds a value the database refuses."""
-
-    reason = "store"
-
-
-class InternalError(NoticeError):
-    """Parsing or building the region failed with an unexpected exception: a bug of
-    ours, logged with its traceback. The payload stays in the journal, rejected with
-    this reason, and the listener goes on (a payload must never stop a daemon, and
-    ``recover_pending`` would otherwise meet it again at every start)."""
-
-    reason = "internal"
 
 
 @dataclass(frozen=True)

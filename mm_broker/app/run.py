@@ -43,11 +43,18 @@ from sqlalchemy import Engine, func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import OperationalError
 
-from mm_broker.config import Settings
-from mm_broker.db.schema import associations, events, notices, region_ranges, region_tiles, regions
-from mm_broker.models import Messenger, Region, Role
+from mm_broker.core.config import Settings
+from mm_broker.core.db.schema import (
+    associations,
+    events,
+    notices,
+    region_ranges,
+    region_tiles,
+    regions,
+)
+from mm_broker.core.models import Messenger, Region, Role
 
-log = logging.getLogger("mm_broker.run")
+log = logging.getLogger("mm_broker.app.run")
 
 #: Columns of the enriched alerts the coincidence step needs.
 ALERT_COLUMNS = ["alert_id", "object_id", "survey", "ra", "dec", "obs_jd", "bad_coordinates",
@@ -144,7 +151,7 @@ class RegionSync:
 
 def _record(a: Any, sync: RegionSync, extras: dict[str, dict[str, Any]],
             provenance: dict[str, Any]) -> dict[str, Any]:
-    from mm_broker.replay import counterpart_record
+    from mm_broker.app.replay import counterpart_record
 
     trig, note, sig = sync.ivorns.get(a.event_id, (None, None, {}))
     return counterpart_record(a, extras, trig, note, sig, provenance)
@@ -293,7 +300,7 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     once : bool
         Process what the alert topics hold now, then return.
     spark : SparkSession, optional
-        Session to use (default: :func:`mm_broker.spark.session`).
+        Session to use (default: :func:`fink_core.session.session`).
     name : str
         Name of the service's checkpoint folder under ``alerts.checkpoint_uri``.
     stop : threading.Event, optional
@@ -309,13 +316,13 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     """
     from coincidence.archive_store import ArchiveAlertStore
     from coincidence.engine import CoincidenceEngine
+    from fink_core import session as sparkmod
     from fink_core.catalogues import load_default_catalogues
     from fink_core.pipeline import enriched_stream, start_archive, write_enriched_batch
-    from fink_core.provenance import Provenance
     from fink_core.stream import read_kafka
-    from mm_broker import spark as sparkmod
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.replay import alert_extras, engine_frame, windows_from_settings
+    from mm_broker.app.replay import alert_extras, engine_frame, windows_from_settings
+    from mm_broker.core.db.migrate import engine_for
+    from mm_broker.core.provenance import Provenance
     from publishers.publish import Publisher
 
     stop = stop or threading.Event()

@@ -6,8 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from mm_broker.config import Settings
-from mm_broker.services.process import (
+from mm_broker.app.services.process import (
     ServiceError,
     kill,
     port_open,
@@ -16,6 +15,7 @@ from mm_broker.services.process import (
     terminate,
     wait_for,
 )
+from mm_broker.core.config import Settings
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Comet:
     def command(self) -> list[str]:
         """The launcher command line (twistd in the foreground, no twistd pid file)."""
         c = self.settings.tree["comet"]
-        cmd = [sys.executable, "-m", "mm_broker.services.comet_launcher", "--bind", self.host,
+        cmd = [sys.executable, "-m", "mm_broker.app.services.comet_launcher", "--bind", self.host,
                "--", "-n", "--pidfile=", "comet",
                "--receive", f"--receive-port={c['receive_port']}",
                "--broadcast", f"--broadcast-port={c['broadcast_port']}",

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import select
 
-from mm_broker.config import Settings
+from mm_broker.core.config import Settings
 
 
 class PlotError(LookupError):
@@ -17,10 +17,10 @@ class PlotError(LookupError):
 def plot(settings: Settings, event_id: str, out: Path) -> int:
     """Draw the event; return the number of candidates drawn."""
     from listeners.parsers import parse
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.db.schema import associations, events, notices, raw_journal, regions
-    from mm_broker.models import SkyMap
-    from mm_broker.run import load_region
+    from mm_broker.app.run import load_region
+    from mm_broker.core.db.migrate import engine_for
+    from mm_broker.core.db.schema import associations, events, notices, raw_journal, regions
+    from mm_broker.core.models import SkyMap
     from publishers.plot import plot_event, region_info
 
     db = engine_for(settings)

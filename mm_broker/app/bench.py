@@ -23,9 +23,9 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import delete, select
 
-from mm_broker.config import Settings
+from mm_broker.core.config import Settings
 
-log = logging.getLogger("mm_broker.bench")
+log = logging.getLogger("mm_broker.app.bench")
 
 #: Real notices used by ``bench notices``, relative to the data directory.
 CIRCLE_NOTICE = "notices/swift/BAT_GRB_Pos_655721-214.xml"
@@ -48,7 +48,7 @@ def _percentiles(samples: list[float]) -> dict[str, float]:
 
 def _forget_event(engine: Any, event_id: str) -> None:
     """Remove an event and everything stored for it (between benchmark iterations)."""
-    from mm_broker.db.schema import events, notices, raw_journal, regions
+    from mm_broker.core.db.schema import events, notices, raw_journal, regions
 
     with engine.begin() as conn:
         jids = conn.execute(select(notices.c.journal_id)
@@ -74,15 +74,15 @@ def _lvk_map_notice(data_dir: Path) -> Path:
 
 def bench_notices(settings: Settings, repeat: int = 30) -> dict[str, Any]:
     """Notice received → region stored and active, for a circle and an LVK map notice."""
-    from mm_broker.db.scratch import temporary_database
+    from mm_broker.core.db.scratch import temporary_database
 
     with temporary_database(settings, "mm_bench") as scratch:
         return _bench_notices(scratch, repeat)
 
 
 def _bench_notices(settings: Settings, repeat: int) -> dict[str, Any]:
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.ingest import Limits, ingest
+    from mm_broker.app.ingest import Limits, ingest
+    from mm_broker.core.db.migrate import engine_for
 
     engine = engine_for(settings)
     limits = Limits.from_settings(settings)
@@ -120,11 +120,11 @@ def bench_pipeline(settings: Settings, n_alerts: int = 40_000) -> dict[str, Any]
     payloads in a DataFrame (cached before the clock starts), then the fink_core
     ``mapInPandas`` enrichment runs over them and its output is counted.
     """
+    from fink_core import session as sparkmod
     from fink_core.catalogues import load_default_catalogues
     from fink_core.pipeline import enriched_stream
-    from fink_core.provenance import Provenance
     from fink_core.simulator import alert_files
-    from mm_broker import spark as sparkmod
+    from mm_broker.core.provenance import Provenance
 
     files = alert_files([settings.data_dir / "alerts/ztf/avro",
                          settings.data_dir / "alerts/lsst/avro"])
@@ -216,7 +216,7 @@ def bench_retro(settings: Settings, n_alerts: int = 10_000_000) -> dict[str, Any
     from coincidence.archive_store import ArchiveAlertStore
     from coincidence.engine import CoincidenceEngine, EventMeta
     from coincidence.pchance import FixedRate
-    from mm_broker.models import Messenger, Role, SkyMap
+    from mm_broker.core.models import Messenger, Role, SkyMap
 
     region = skymaps.region_for(SkyMap((settings.data_dir / RETRO_MAP).read_bytes()))
     t0 = datetime(2023, 5, 18, 12, 59, 8, 167000, tzinfo=UTC)
@@ -478,7 +478,7 @@ class _ScratchService:
 
         from confluent_kafka.admin import AdminClient
 
-        from mm_broker.db.scratch import temporary_database
+        from mm_broker.core.db.scratch import temporary_database
         from publishers.config import PublishConfig
         from publishers.kafka import Topics, ensure_topics
 
@@ -501,8 +501,8 @@ class _ScratchService:
 
     def ingest(self, payload: bytes) -> Any:
         """Store a notice in the scratch database, as a listener would."""
-        from mm_broker.db.migrate import engine_for
-        from mm_broker.ingest import Limits, ingest
+        from mm_broker.app.ingest import Limits, ingest
+        from mm_broker.core.db.migrate import engine_for
 
         db = engine_for(self.scratch)
         try:
@@ -526,7 +526,7 @@ class _ScratchService:
                "MM_ALERTS__CHECKPOINT_URI": self.checkpoints.as_uri(), **self.env}
         t0 = time.time()
         with open(self.log_path, "wb") as log_file:  # the child keeps its own descriptor
-            self.proc = subprocess.Popen([sys.executable, "-m", "mm_broker.cli", "run"],
+            self.proc = subprocess.Popen([sys.executable, "-m", "mm_broker.app.cli", "run"],
                                          env=env, stdout=log_file, stderr=subprocess.STDOUT,
                                          start_new_session=True)
         marks = [self.query_folder(q) / "metadata" for q in ("coincidence", "raw")]
@@ -568,7 +568,7 @@ class _ScratchService:
     def log_problems(self) -> dict[str, int]:
         """Lines of the service's log that tell of trouble, by kind."""
         kinds = {"java_out_of_memory": "java.lang.OutOfMemoryError",
-                 "query_failed": "mm_broker.run: query ", "error_lines": " ERROR "}
+                 "query_failed": "mm_broker.app.run: query ", "error_lines": " ERROR "}
         text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
         return {k: text.count(v) for k, v in kinds.items()}
 
@@ -835,7 +835,7 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
     checkpoints in a work folder (removed afterwards unless ``workdir`` is given, which
     tests use to read the archive and the notices). ``regions`` Einstein Probe WXT
     notices (GCN JSON circles, 0.5–2°, see :func:`_soak_sky`) are stored through the
-    real :func:`~mm_broker.ingest.ingest`, with trigger times 60 s to ~17 min before
+    real :func:`~mm_broker.app.ingest.ingest`, with trigger times 60 s to ~17 min before
     the alerts' first detection, so every alert is in time for every region.
 
     Alerts: copies of one real ZTF alert (:data:`LATENCY_ALERT`) with a unique candid,
@@ -901,8 +901,8 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
     from confluent_kafka import Consumer, Producer, TopicPartition
     from sqlalchemy import func
 
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.db.schema import associations
+    from mm_broker.core.db.migrate import engine_for
+    from mm_broker.core.db.schema import associations
 
     rate = rate_per_min / 60.0
     duration = minutes * 60.0
@@ -1201,7 +1201,7 @@ def _comet_subscriber(settings: Settings, work: Path, tag: str) -> Any:
     comet = settings.tree["comet"]
     with open(work / "comet-subscriber.log", "wb") as log_file:  # the child keeps its own
         return subprocess.Popen(
-            [sys.executable, "-m", "mm_broker.services.comet_launcher", "--bind", "127.0.0.1",
+            [sys.executable, "-m", "mm_broker.app.services.comet_launcher", "--bind", "127.0.0.1",
              "--", "-n", "--pidfile=", "comet",
              f"--remote={comet['host']}:{comet['broadcast_port']}",
              f"--local-ivo=ivo://mm-broker.bench/soak-{tag}", f"--eventdb={work / 'comet-db'}",

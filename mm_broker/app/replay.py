@@ -10,7 +10,7 @@ emission order), ``summary.json`` (counts per event and per status, what happene
 every notice and how many alerts were read).
 
 Every record carries the provenance of the replay
-(:class:`fink_core.provenance.Provenance`): ``mm_broker_version``, ``config_hash``,
+(:class:`mm_broker.core.provenance.Provenance`): ``mm_broker_version``, ``config_hash``,
 ``catalogue_versions`` (the catalogues the alerts were annotated with) and
 ``rule_versions`` (quality cuts, classification, coincidence rules); the summary
 repeats them.
@@ -31,9 +31,9 @@ import numpy as np
 import pandas as pd
 
 from mm_broker import __version__
-from mm_broker.config import Settings
-from mm_broker.dataset import restore_embedded_skymap
-from mm_broker.models import Notice, Region
+from mm_broker.app.dataset import restore_embedded_skymap
+from mm_broker.core.config import Settings
+from mm_broker.core.models import Notice, Region
 
 if TYPE_CHECKING:
     from fink_core.catalogues import Catalogue
@@ -191,7 +191,7 @@ def _jd_to_datetime(jd: np.ndarray) -> pd.Series:
 def windows_from_settings(settings: Settings) -> dict[Any, Any]:
     """Per-messenger :class:`coincidence.rules.Window` from ``[coincidence]``."""
     from coincidence.rules import DAY_S, Window
-    from mm_broker.models import Messenger
+    from mm_broker.core.models import Messenger
 
     by = settings.get("coincidence.window_after_days_by_messenger")
     default_after = float(settings.get("coincidence.window_after_days"))
@@ -219,7 +219,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
         Draw each event's last region with its candidates to ``DIR/plots/``.
     """
     from coincidence.engine import CoincidenceEngine, EventMeta
-    from fink_core.provenance import Provenance
+    from mm_broker.core.provenance import Provenance
     from publishers.publish import Publisher
 
     steps, outcomes = load_notices(notice_paths, settings)
@@ -236,7 +236,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
     network = Publisher.from_settings(settings) if publish else None
     db = None
     if publish:
-        from mm_broker.db.migrate import engine_for
+        from mm_broker.core.db.migrate import engine_for
 
         db = engine_for(settings)
     published = Counter[str]()
@@ -263,7 +263,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
         published["voevents"] += len(report.voevents)
         published["records_refused"] += len(report.refused_records)
         if network is not None and db is not None:
-            from mm_broker.run import persist_and_publish
+            from mm_broker.app.run import persist_and_publish
 
             def send(fresh: list[dict[str, Any]]) -> None:
                 net = network.counterparts(fresh, authored=at)
@@ -343,7 +343,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
 def _plots(folder: Path, records: list[dict[str, Any]],
            last_region: dict[str, tuple[int, Region, Notice]], retracted: set[str]) -> int:
     """One PNG per event that has candidates in its last region version."""
-    from mm_broker.models import SkyMap
+    from mm_broker.core.models import SkyMap
     from publishers.plot import plot_event, region_info
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -367,7 +367,7 @@ def counterpart_record(assoc: Any, extras: dict[str, dict[str, Any]],
     """An association's published record: the contract fields, the alert's values
     (``extras``), the trigger's IVORNs and significance, and provenance.
 
-    ``provenance`` is :meth:`fink_core.provenance.Provenance.record_fields` of the run
+    ``provenance`` is :meth:`mm_broker.core.provenance.Provenance.record_fields` of the run
     (``mm_broker_version``, ``config_hash``, ``catalogue_versions``,
     ``rule_versions``); its maps are copied into each record.
     """

@@ -17,8 +17,8 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-from mm_broker.config import Settings
-from mm_broker.services.process import ServiceError, port_open, wait_for
+from mm_broker.app.services.process import ServiceError, port_open, wait_for
+from mm_broker.core.config import Settings
 
 MIN_VERSION = 15
 

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
-from mm_broker.config import Settings
-from mm_broker.services.comet import Comet
-from mm_broker.services.kafka import Kafka
-from mm_broker.services.postgres import Postgres
+from mm_broker.app.services.comet import Comet
+from mm_broker.app.services.kafka import Kafka
+from mm_broker.app.services.postgres import Postgres
+from mm_broker.core.config import Settings
 
 
 class Service(Protocol):
@@ -44,8 +44,8 @@ def all_services(settings: Settings) -> list[Service]:
 
 def up(settings: Settings) -> list[Started]:
     """Start every service (idempotent), migrate the schema, fetch Spark's jars."""
-    from mm_broker import spark
-    from mm_broker.db import migrate
+    from fink_core import session as spark
+    from mm_broker.core.db import migrate
 
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     out: list[Started] = []

@@ -2,7 +2,7 @@
 
 The connector jars (``spark-sql-kafka-0-10`` and ``spark-avro`` of the installed
 pyspark version) are fetched once from Maven Central by
-:func:`mm_broker.services.jars.spark_connector_jars`; jars that pyspark already ships
+:func:`mm_broker.core.jars.spark_connector_jars`; jars that pyspark already ships
 (Scala library, Hadoop client, slf4j, ...) are left out so the classpath holds one
 copy of each artifact. The user never passes ``--packages`` or ``--jars``.
 
@@ -17,8 +17,8 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mm_broker.config import Settings
-from mm_broker.services.jars import spark_connector_jars
+from mm_broker.core.config import Settings
+from mm_broker.core.jars import spark_connector_jars
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -121,7 +121,7 @@ def kafka_source_options(settings: Settings) -> dict[str, str]:
     if mechanism:
         module = _JAAS_MODULES.get(str(mechanism).upper())
         if module is None:
-            from mm_broker.config import ConfigError
+            from mm_broker.core.config import ConfigError
 
             raise ConfigError(f"kafka.sasl_mechanism {mechanism!r} is not one of "
                               f"{sorted(_JAAS_MODULES)} for Spark's Kafka source")

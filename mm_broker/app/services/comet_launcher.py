@@ -6,7 +6,7 @@ replaces that name in :mod:`comet.service.broker` with a ``TCPServer`` bound to 
 address given by ``--bind`` (default 127.0.0.1), then hands the remaining arguments
 to ``twistd`` unchanged.
 
-Usage: ``python -m mm_broker.services.comet_launcher --bind 127.0.0.1 -- <twistd args>``
+Usage: ``python -m mm_broker.app.services.comet_launcher --bind 127.0.0.1 -- <twistd args>``
 """
 
 from __future__ import annotations

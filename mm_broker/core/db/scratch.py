@@ -13,8 +13,8 @@ from contextlib import contextmanager
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-from mm_broker import config
-from mm_broker.db import migrate
+from mm_broker.core import config
+from mm_broker.core.db import migrate
 
 
 @contextmanager

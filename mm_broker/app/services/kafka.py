@@ -1,7 +1,7 @@
 """A single-node Apache Kafka 4.x broker in KRaft mode, from Maven Central jars.
 
 No Debian or PyPI package ships Apache Kafka; the jars of ``org.apache.kafka:kafka_2.13``
-and its dependencies are fetched once with Maven (:mod:`mm_broker.services.jars`).
+and its dependencies are fetched once with Maven (:mod:`mm_broker.core.jars`).
 The node is broker and controller at once, listens only on 127.0.0.1, keeps its logs
 under ``<state_dir>/kafka`` and is formatted on first start.
 """
@@ -15,9 +15,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from mm_broker.config import Settings
-from mm_broker.services import jars
-from mm_broker.services.process import (
+from mm_broker.app.services.process import (
     ServiceError,
     kill,
     port_open,
@@ -26,6 +24,8 @@ from mm_broker.services.process import (
     terminate,
     wait_for,
 )
+from mm_broker.core import jars
+from mm_broker.core.config import Settings
 
 LOG4J2 = """\
 status = warn

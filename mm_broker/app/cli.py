@@ -15,7 +15,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from mm_broker import __version__
-from mm_broker import config as configmod
+from mm_broker.core import config as configmod
 
 log = logging.getLogger("mm_broker")
 
@@ -23,7 +23,7 @@ Handler = Callable[[argparse.Namespace, configmod.Settings], int]
 
 
 def _services(args: argparse.Namespace, settings: configmod.Settings) -> int:
-    from mm_broker import services
+    from mm_broker.app import services
 
     if args.action == "up":
         for item in services.up(settings):
@@ -44,7 +44,7 @@ def _config_show(args: argparse.Namespace, settings: configmod.Settings) -> int:
 
 
 def _db(args: argparse.Namespace, settings: configmod.Settings) -> int:
-    from mm_broker.db import migrate
+    from mm_broker.core.db import migrate
 
     if args.action == "upgrade":
         revision = migrate.upgrade(settings)
@@ -59,15 +59,15 @@ def _db(args: argparse.Namespace, settings: configmod.Settings) -> int:
 
 
 def _demo(args: argparse.Namespace, settings: configmod.Settings) -> int:
-    from mm_broker import demo
+    from mm_broker.app import demo
 
     return demo.main(settings, n_alerts=args.n_alerts)
 
 
 def _notices_ingest(args: argparse.Namespace, settings: configmod.Settings) -> int:
     from listeners.directory import ingest_paths
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.ingest import Limits
+    from mm_broker.app.ingest import Limits
+    from mm_broker.core.db.migrate import engine_for
 
     engine = engine_for(settings)
     try:
@@ -81,8 +81,8 @@ def _notices_ingest(args: argparse.Namespace, settings: configmod.Settings) -> i
 
 def _listen(args: argparse.Namespace, settings: configmod.Settings) -> int:
     from listeners.daemon import Stopper
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.ingest import Limits
+    from mm_broker.app.ingest import Limits
+    from mm_broker.core.db.migrate import engine_for
 
     if args.transport == "vtp":
         from listeners import vtp
@@ -118,7 +118,7 @@ def _listen(args: argparse.Namespace, settings: configmod.Settings) -> int:
 
 
 def _bench(args: argparse.Namespace, settings: configmod.Settings) -> int:
-    from mm_broker import bench
+    from mm_broker.app import bench
 
     table = bench.registry()
     if args.name not in table:
@@ -168,7 +168,7 @@ def _alerts(args: argparse.Namespace, settings: configmod.Settings) -> int:
 def _replay(args: argparse.Namespace, settings: configmod.Settings) -> int:
     from pathlib import Path
 
-    from mm_broker import replay
+    from mm_broker.app import replay
 
     summary = replay.replay(settings, args.notices, args.alerts, Path(args.out),
                             publish=args.publish)
@@ -181,12 +181,12 @@ def _run(args: argparse.Namespace, settings: configmod.Settings) -> int:
     import signal
     import threading
 
-    from mm_broker import run
+    from mm_broker.app import run
 
     stop = threading.Event()
 
     def handle(signum: int, frame: object) -> None:
-        logging.getLogger("mm_broker.run").info("signal %d: stopping after the current "
+        logging.getLogger("mm_broker.app.run").info("signal %d: stopping after the current "
                                                 "micro-batch", signum)
         stop.set()
 
@@ -200,7 +200,7 @@ def _run(args: argparse.Namespace, settings: configmod.Settings) -> int:
 def _plot(args: argparse.Namespace, settings: configmod.Settings) -> int:
     from pathlib import Path
 
-    from mm_broker import plotcmd
+    from mm_broker.app import plotcmd
 
     try:
         n = plotcmd.plot(settings, args.event_id, Path(args.out))

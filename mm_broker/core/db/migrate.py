@@ -14,13 +14,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Engine, create_engine
 
-from mm_broker.config import Settings
+from mm_broker.core.config import Settings
 
 
 def _alembic_config() -> Config:
-    ini = resources.files("mm_broker.db").joinpath("alembic.ini")
+    ini = resources.files("mm_broker.core.db").joinpath("alembic.ini")
     cfg = Config(str(ini))
-    cfg.set_main_option("script_location", str(resources.files("mm_broker.db") / "migrations"))
+    cfg.set_main_option("script_location", str(resources.files("mm_broker.core.db") / "migrations"))
     return cfg
 
 

@@ -7,7 +7,7 @@ holds
 
 * ``mm_broker_version`` — always :data:`mm_broker.__version__` (the one place the
   version is written);
-* ``config_hash`` — :meth:`mm_broker.config.Settings.hash` of the effective
+* ``config_hash`` — :meth:`mm_broker.core.config.Settings.hash` of the effective
   configuration;
 * ``catalogues`` — per catalogue key, a version string derived from
   :func:`fink_core.catalogues.provenance` (see :func:`catalogue_version`);
@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 from fink_core.catalogues import Catalogue, provenance
 
 if TYPE_CHECKING:
-    from mm_broker.config import Settings
+    from mm_broker.core.config import Settings
 
 #: Columns of the enriched archive holding the provenance (all strings, never null).
 PROVENANCE_COLUMNS = ("prov_mm_broker_version", "prov_config_hash", "prov_catalogues",
@@ -169,7 +169,7 @@ class Provenance:
 
 @cache
 def _default_config_hash() -> str:
-    from mm_broker import config
+    from mm_broker.core import config
 
     return config.load(environ={}).hash()
 

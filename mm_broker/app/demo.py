@@ -13,7 +13,7 @@ import json
 import time
 from pathlib import Path
 
-from mm_broker.config import Settings
+from mm_broker.core.config import Settings
 
 #: Columns of the enriched alerts written to the demo's output topic.
 SHOWN = ("alert_id", "object_id", "survey", "obs_jd", "ra", "dec", "mag", "band",
@@ -34,8 +34,8 @@ def stream_through_spark(settings: Settings, alert_paths: list[Path], run_id: st
     """
     from confluent_kafka import Consumer
 
+    from fink_core import session as sparkmod
     from fink_core import simulator, stream
-    from mm_broker import spark as sparkmod
 
     bootstrap = str(settings.get("kafka.bootstrap"))
     topic_in, topic_out = f"demo.ztf.{run_id}", f"demo.decoded.{run_id}"
@@ -54,7 +54,7 @@ def stream_through_spark(settings: Settings, alert_paths: list[Path], run_id: st
     t0 = time.monotonic()
     from fink_core.catalogues import load_default_catalogues
     from fink_core.pipeline import enriched_stream
-    from fink_core.provenance import Provenance
+    from mm_broker.core.provenance import Provenance
 
     raw = stream.read_kafka(spark, bootstrap, topic_in)
     catalogues = load_default_catalogues(settings.catalogue_dir())
@@ -92,9 +92,9 @@ NIGHT_ALERTS = ("alerts/ztf/parquet/20240115_fink-mm",)
 def ingest_night(settings: Settings) -> list[dict[str, object]]:
     """Ingest the night's notices into PostgreSQL (journal, versions, regions)."""
     from listeners.directory import notice_files
-    from mm_broker.dataset import restore_embedded_skymap
-    from mm_broker.db.migrate import engine_for
-    from mm_broker.ingest import Limits, ingest
+    from mm_broker.app.dataset import restore_embedded_skymap
+    from mm_broker.app.ingest import Limits, ingest
+    from mm_broker.core.db.migrate import engine_for
 
     engine = engine_for(settings)
     limits = Limits.from_settings(settings)
@@ -122,7 +122,7 @@ def main(settings: Settings, n_alerts: int = 20) -> int:
     from collections import Counter
 
     from fink_core.simulator import alert_files
-    from mm_broker import replay, services
+    from mm_broker.app import replay, services
 
     print("== mm_broker demo ==")
     for item in services.up(settings):

@@ -1,7 +1,7 @@
 """The relational schema of mm_broker (PostgreSQL >= 15), as SQLAlchemy Core tables.
 
 The tables are created and changed only by the Alembic migrations in
-``mm_broker/db/migrations``; this module describes them for queries.
+``mm_broker/core/db/migrations``; this module describes them for queries.
 
 * ``raw_journal`` — every payload received, before parsing and before the
   transport is acknowledged; identical bytes (same sha256) are one row whose

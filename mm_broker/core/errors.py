@@ -1,0 +1,143 @@
+"""Every error class of mm_broker, one class per kind of violation.
+
+Notice errors (parsing and geometry) come first, then alert and catalogue errors,
+then configuration errors.
+
+Each error carries a short machine-readable ``reason`` code (stored in the raw
+journal's ``reason`` column together with the message) so that an operator can
+count rejections by kind.
+"""
+
+from __future__ import annotations
+
+
+class NoticeError(ValueError):
+    """Base class: a payload could not become a :class:`mm_broker.core.models.Notice`."""
+
+    reason = "invalid"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+    def __str__(self) -> str:
+        return f"{self.reason}: {self.message}"
+
+
+class MalformedPayload(NoticeError):
+    """Not well-formed XML/JSON, truncated, or not valid base64."""
+
+    reason = "malformed"
+
+
+class UnsafeXML(NoticeError):
+    """DTDs, entity declarations (entity bombs), external entities, oversized trees."""
+
+    reason = "unsafe_xml"
+
+
+class UnsupportedFormat(NoticeError):
+    """A format we recognise but do not accept: VOEvent 1.1, a packet without namespace."""
+
+    reason = "unsupported_format"
+
+
+class UnsupportedNoticeType(NoticeError):
+    """A well-formed notice of a type no parser is registered for."""
+
+    reason = "unsupported_type"
+
+
+class SchemaError(NoticeError):
+    """A required key/element is missing or has the wrong type."""
+
+    reason = "schema"
+
+
+class NoPosition(NoticeError):
+    """The notice has no usable localisation (and is not a retraction)."""
+
+    reason = "no_position"
+
+
+class BadCoordinates(NoticeError):
+    """NaN, infinite or out-of-range coordinates, or an impossible error radius."""
+
+    reason = "bad_coordinates"
+
+
+class BadSkyMap(NoticeError):
+    """A sky map that cannot be decoded, is empty, too large, or does not normalise."""
+
+    reason = "bad_skymap"
+
+
+class StoreRejected(NoticeError):
+    """A parsed notice holds a value the database refuses."""
+
+    reason = "store"
+
+
+class InternalError(NoticeError):
+    """Parsing or building the region failed with an unexpected exception: a bug of
+    ours, logged with its traceback. The payload stays in the journal, rejected with
+    this reason, and the listener goes on (a payload must never stop a daemon, and
+    ``recover_pending`` would otherwise meet it again at every start)."""
+
+    reason = "internal"
+
+
+# --------------------------------------------------------------------------- #
+# Alert and catalogue input (fink_core)
+# --------------------------------------------------------------------------- #
+
+
+
+class AlertError(ValueError):
+    """Base class of every error raised on bad alert or catalogue input."""
+
+
+class CorruptAlert(AlertError):
+    """The payload is not a readable Avro alert (truncated, garbled, wrong framing).
+
+    Parameters
+    ----------
+    reason : str
+        What was wrong, in words.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"corrupt alert: {reason}")
+        self.reason = reason
+
+
+class UnknownSchema(AlertError):
+    """The alert decodes but its schema version is not one we know how to flatten.
+
+    Parameters
+    ----------
+    survey : str or None
+        ``"ztf"``, ``"lsst"``, or None when the layout matches no survey.
+    version : str or None
+        The schema version the packet declares (None when it declares none).
+    """
+
+    def __init__(self, survey: str | None, version: str | None) -> None:
+        what = survey if survey is not None else "unrecognised alert layout"
+        ver = version if version is not None else "no version declared"
+        super().__init__(f"unknown alert schema: {what}, version {ver}")
+        self.survey = survey
+        self.version = version
+
+
+class CatalogueFormatError(AlertError):
+    """A catalogue file cannot be used: unknown format or no usable ra/dec columns."""
+
+
+# --------------------------------------------------------------------------- #
+# Configuration
+# --------------------------------------------------------------------------- #
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, of the wrong type or out of range."""
