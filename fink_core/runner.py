@@ -6,6 +6,7 @@ import logging
 from typing import Any
 
 from mm_broker.core.config import Settings
+from mm_broker.core.kafka import spark_source_options
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,12 @@ def archive(settings: Settings, topics: list[str] | None = None, once: bool = Fa
 
     spark = spark or sparkmod.session(settings, "mm_broker-fink_core")
     catalogues = load_default_catalogues(settings.catalogue_dir())
+    # The same source options as `mm-broker run`: a secured cluster (TLS, SASL) is
+    # reached by the archive too.
     kafka_df = read_kafka(spark, str(settings.get("kafka.bootstrap")),
                           ",".join(topics or settings.get("alerts.topics")),
-                          max_offsets=int(settings.get("alerts.max_offsets_per_trigger")))
+                          max_offsets=int(settings.get("alerts.max_offsets_per_trigger")),
+                          options=spark_source_options(settings))
     trigger = {"availableNow": True} if once else \
         {"processingTime": str(settings.get("alerts.trigger"))}
     queries = start_archive(spark, kafka_df, catalogues, settings.archive_uri(),

@@ -92,47 +92,6 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
     return spark
 
 
-_JAAS_MODULES = {
-    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
-    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
-    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
-}
-
-
-def kafka_source_options(settings: Settings) -> dict[str, str]:
-    """Options of Spark's Kafka source for the configured cluster (``kafka.*`` keys).
-
-    Security comes from the same ``[kafka]`` settings as the confluent-kafka clients
-    (:func:`publishers.config.kafka_client_config`): ``security_protocol`` and, for
-    SASL, the mechanism with the username and password read from the environment
-    variables named in the configuration. Spark redacts option values that mention a
-    password in its plans and logs; this dict itself holds the secret and must never
-    be logged. The broker's offset fetches are retried for up to about a minute, so a
-    broker restart does not fail the query.
-    """
-    from publishers.config import kafka_client_config
-
-    conf = kafka_client_config(settings)
-    opts = {"kafka.bootstrap.servers": conf["bootstrap.servers"],
-            "kafka.security.protocol": conf["security.protocol"].upper(),
-            "fetchOffset.numRetries": str(settings.get("alerts.source_retries")),
-            "fetchOffset.retryIntervalMs": "2000"}
-    mechanism = conf.get("sasl.mechanism")
-    if mechanism:
-        module = _JAAS_MODULES.get(str(mechanism).upper())
-        if module is None:
-            from mm_broker.core.config import ConfigError
-
-            raise ConfigError(f"kafka.sasl_mechanism {mechanism!r} is not one of "
-                              f"{sorted(_JAAS_MODULES)} for Spark's Kafka source")
-        user = str(conf["sasl.username"]).replace("\\", "\\\\").replace('"', '\\"')
-        password = str(conf["sasl.password"]).replace("\\", "\\\\").replace('"', '\\"')
-        opts["kafka.sasl.mechanism"] = str(mechanism).upper()
-        opts["kafka.sasl.jaas.config"] = (f'{module} required username="{user}" '
-                                          f'password="{password}";')
-    return opts
-
-
 def _python() -> str:
     import sys
 

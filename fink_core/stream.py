@@ -19,7 +19,7 @@ def read_kafka(spark: SparkSession, bootstrap: str, topic: str,
     """Streaming DataFrame of a Kafka topic (Spark's Kafka source).
 
     ``options`` are further source options, e.g. the ``kafka.security.protocol`` and
-    SASL settings of :func:`fink_core.session.kafka_source_options`.
+    SASL settings of :func:`mm_broker.core.kafka.spark_source_options`.
     """
     reader = (spark.readStream.format("kafka")
               .option("kafka.bootstrap.servers", bootstrap)

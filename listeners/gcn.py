@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from listeners.daemon import Stopper, log_result, with_backoff
 from mm_broker.app.ingest import IngestResult, Limits, ingest, recover_pending
 from mm_broker.core.config import Settings, secret
+from mm_broker.core.kafka import security_config
 
 log = logging.getLogger("mm_broker.listen")
 
@@ -32,8 +33,10 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
                             "enable.partition.eof": False,
                             "max.poll.interval.ms": int(g["max_poll_interval_ms"])}
     if g["bootstrap"]:
+        # A broker of our own (tests, the demo, a mirror): reached with the security
+        # settings of [kafka], as every other client of ours.
         conf["bootstrap.servers"] = g["bootstrap"]
-        conf["security.protocol"] = settings.get("kafka.security_protocol")
+        conf.update(security_config(settings))
     return conf
 
 

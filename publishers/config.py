@@ -12,32 +12,11 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from mm_broker import __version__
-from mm_broker.core.config import ConfigError, Settings, secret
+from mm_broker.core.config import ConfigError, Settings
+from mm_broker.core.kafka import client_config as kafka_client_config
 
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 _IVORN_RE = re.compile(r"^ivo://[A-Za-z0-9][\w\-.~*'()]{2,}(/[\w\-.~*'()/]*)?$")
-
-
-def kafka_client_config(settings: Settings) -> dict[str, Any]:
-    """confluent-kafka connection settings: bootstrap, security protocol, SASL.
-
-    Credentials are read from the environment variables named by
-    ``kafka.sasl_username_env`` / ``kafka.sasl_password_env``; the returned dict
-    holds them, so it must never be logged.
-    """
-    k = settings.tree["kafka"]
-    conf: dict[str, Any] = {"bootstrap.servers": str(k["bootstrap"]),
-                            "security.protocol": str(k["security_protocol"])}
-    if k["sasl_mechanism"]:
-        conf["sasl.mechanism"] = str(k["sasl_mechanism"])
-        user = secret(k["sasl_username_env"]) if k["sasl_username_env"] else None
-        password = secret(k["sasl_password_env"]) if k["sasl_password_env"] else None
-        if user is None or password is None:
-            raise ConfigError("kafka.sasl_mechanism is set but the SASL username or password "
-                              "environment variable is empty")
-        conf["sasl.username"] = user
-        conf["sasl.password"] = password
-    return conf
 
 
 @dataclass(frozen=True)

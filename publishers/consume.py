@@ -36,8 +36,8 @@ from typing import Any, TextIO
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from mm_broker.core import config as configmod
+from mm_broker.core.kafka import client_config as kafka_client_config
 from publishers import schema as sch
-from publishers.config import kafka_client_config
 
 log = logging.getLogger("mm_broker.consume")
 

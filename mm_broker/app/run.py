@@ -52,6 +52,7 @@ from mm_broker.core.db.schema import (
     region_tiles,
     regions,
 )
+from mm_broker.core.kafka import spark_source_options
 from mm_broker.core.models import Messenger, Region, Role
 
 log = logging.getLogger("mm_broker.app.run")
@@ -331,7 +332,7 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     provenance = Provenance.from_settings(settings, catalogues)
     topics = ",".join(settings.get("alerts.topics"))
     bootstrap = str(settings.get("kafka.bootstrap"))
-    source = sparkmod.kafka_source_options(settings)
+    source = spark_source_options(settings)
     max_offsets = int(settings.get("alerts.max_offsets_per_trigger"))
     trigger = {"availableNow": True} if once else \
         {"processingTime": str(settings.get("alerts.trigger"))}
