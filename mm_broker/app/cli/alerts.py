@@ -1,0 +1,59 @@
+"""``mm-broker alerts send|archive|compact``: the alert simulator, the archive
+pipeline and the archive's compaction."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+
+from fink_core import compact, runner, simulator
+from mm_broker.core.config import Settings
+
+
+def parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``alerts``."""
+    p.add_argument("action", choices=["send", "archive", "compact"],
+                   help="send: produce alert files to Kafka; archive: the archive "
+                        "pipeline; compact: merge the enriched archive's committed "
+                        "files into one per night and sky cell")
+    p.add_argument("paths", nargs="*", help="alert files or folders (send)")
+    p.add_argument("--topic", help="Kafka topic (default: first of [alerts] topics)")
+    p.add_argument("--rate", type=float, default=None, help="alerts per second (send)")
+    p.add_argument("--repeat", type=int, default=1, help="passes over the files (send)")
+    p.add_argument("--once", action="store_true",
+                   help="archive what is in the topics now, then stop (archive)")
+    p.add_argument("--night", action="append",
+                   help="compact only this night, YYYYMMDD (repeatable; compact)")
+    p.add_argument("--min-age-days", type=float, default=1.0,
+                   help="compact nights at least this old (default 1; compact)")
+    p.add_argument("--service", default="service",
+                   help="checkpoint folder of the `run` service writing the archive "
+                        "(compact)")
+    return p
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the chosen alert action."""
+    if args.action == "send":
+        topic = args.topic or str(settings.get("alerts.topics")[0])
+        report = simulator.send(args.paths, topic, str(settings.get("kafka.bootstrap")),
+                                rate=args.rate, repeat=args.repeat)
+        print(json.dumps({"topic": topic, "sent": report.sent, "delivered": report.delivered,
+                          "failed": report.failed, "seconds": round(report.seconds, 3),
+                          "rate_per_s": round(report.rate, 1)}))
+        return 0 if report.failed == 0 else 1
+    if args.action == "compact":
+        try:
+            merged = compact.compact(settings.archive_uri(), settings.checkpoint_uri(),
+                                     service=args.service, nights=args.night or None,
+                                     min_age_days=args.min_age_days)
+        except compact.CompactionError as exc:
+            print(f"mm-broker alerts compact: {exc}", file=sys.stderr)
+            return 1
+        print(json.dumps(dataclasses.asdict(merged)))
+        return 0
+    counts = runner.archive(settings, topics=args.topic and [args.topic], once=args.once)
+    print(json.dumps(counts))
+    return 0

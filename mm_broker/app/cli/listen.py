@@ -1,0 +1,52 @@
+"""``mm-broker listen gcn|vtp|dir``: the notice daemons, in the foreground."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from listeners import directory, gcn, vtp
+from listeners.daemon import Stopper
+from mm_broker.app.ingest import Limits
+from mm_broker.core.config import Settings
+from mm_broker.core.db.migrate import engine_for
+
+log = logging.getLogger("mm_broker")
+
+
+def parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Arguments of ``listen``."""
+    p.add_argument("transport", choices=["gcn", "vtp", "dir"])
+    p.add_argument("path", nargs="?", help="folder to watch (dir)")
+    p.add_argument("--remote", help="HOST:PORT of the VTP broker (vtp)")
+    p.add_argument("--topic", action="append", help="GCN topic (repeat; default: config)")
+    return p
+
+
+def main(args: argparse.Namespace, settings: Settings) -> int:
+    """Run one listener until SIGTERM/SIGINT."""
+    if args.transport == "vtp":
+        if not args.remote:
+            print("mm-broker listen vtp: --remote HOST:PORT is required", file=sys.stderr)
+            return 2
+        vtp.run(settings, args.remote)
+        return 0
+    if args.transport == "dir" and not args.path:
+        print("mm-broker listen dir: PATH is required", file=sys.stderr)
+        return 2
+    engine = engine_for(settings)
+    stopper = Stopper()
+    try:
+        if args.transport == "gcn":
+            n = gcn.run(settings, engine, stopper, topics=args.topic or None)
+        else:
+            n = directory.watch(engine, Path(args.path), Limits.from_settings(settings),
+                                stopper, float(settings.get("listen.dir_poll_s")),
+                                (float(settings.get("listen.backoff_initial_s")),
+                                 float(settings.get("listen.backoff_max_s"))))
+    finally:
+        engine.dispose()
+    log.info("listener stopped after %d payloads", n)
+    return 0
