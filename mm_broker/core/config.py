@@ -22,11 +22,13 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlencode
 
+from mm_broker.core import sections as sec
 from mm_broker.core.errors import ConfigError
 
 ENV_PREFIX = "MM_"
@@ -96,14 +98,70 @@ def _check_types(tree: Mapping[str, Any], defaults: Mapping[str, Any], where: st
 
 @dataclass(frozen=True)
 class Settings:
-    """The effective configuration, as a validated nested mapping.
+    """The effective configuration: typed, frozen sections validated at load.
 
-    Use :meth:`get` for dotted access (``settings.get("kafka.bootstrap")``) or the
-    typed helpers below.
+    Code reads the typed sections (``settings.kafka.bootstrap``,
+    ``settings.coincidence.window(messenger, t0)``; :mod:`mm_broker.core.sections`)
+    and the path helpers below. :meth:`get` (dotted access to the merged tree) serves
+    ``config show``, hashing and tests.
     """
 
     tree: Mapping[str, Any]
     source: str
+
+    def __post_init__(self) -> None:
+        for name in sec.SECTIONS:  # validated once, here: a bad value fails at load
+            getattr(self, name)
+
+    @cached_property
+    def postgres(self) -> sec.PostgresSettings:
+        """``[postgres]``."""
+        return sec.build(sec.PostgresSettings, "postgres", self.tree["postgres"])
+
+    @cached_property
+    def kafka(self) -> sec.KafkaSettings:
+        """``[kafka]``."""
+        return sec.build(sec.KafkaSettings, "kafka", self.tree["kafka"])
+
+    @cached_property
+    def spark(self) -> sec.SparkSettings:
+        """``[spark]``."""
+        return sec.build(sec.SparkSettings, "spark", self.tree["spark"])
+
+    @cached_property
+    def comet(self) -> sec.CometSettings:
+        """``[comet]``."""
+        return sec.build(sec.CometSettings, "comet", self.tree["comet"])
+
+    @cached_property
+    def gcn(self) -> sec.GcnSettings:
+        """``[gcn]``."""
+        return sec.build(sec.GcnSettings, "gcn", self.tree["gcn"])
+
+    @cached_property
+    def listen(self) -> sec.ListenSettings:
+        """``[listen]``."""
+        return sec.build(sec.ListenSettings, "listen", self.tree["listen"])
+
+    @cached_property
+    def skymaps(self) -> sec.SkymapSettings:
+        """``[skymaps]``."""
+        return sec.build(sec.SkymapSettings, "skymaps", self.tree["skymaps"])
+
+    @cached_property
+    def coincidence(self) -> sec.CoincidenceSettings:
+        """``[coincidence]``."""
+        return sec.build(sec.CoincidenceSettings, "coincidence", self.tree["coincidence"])
+
+    @cached_property
+    def publish(self) -> sec.PublishSettings:
+        """``[publish]``."""
+        return sec.build(sec.PublishSettings, "publish", self.tree["publish"])
+
+    @cached_property
+    def alerts(self) -> sec.AlertSettings:
+        """``[alerts]``."""
+        return sec.build(sec.AlertSettings, "alerts", self.tree["alerts"])
 
     def get(self, dotted: str) -> Any:
         """Return the value of a dotted key such as ``"kafka.port"``."""
