@@ -12,7 +12,14 @@ Modules, one concern each:
 ``consume``
     What a user runs to read the topics (``mm-broker consume``).
 ``voevent``
-    Our VOEvents 2.0 (:class:`~publishers.voevent.VOEventAuthor`).
+    Our VOEvents 2.0 (:class:`~publishers.voevent.VOEventAuthor`), the face of the
+    three below.
+``voevent_build``
+    The counterpart and retraction documents and their IVORNs.
+``voevent_check``
+    :func:`~publishers.voevent_check.check`: valid VOEvent 2.0 before anything is sent.
+``voeventparse_compat``
+    voevent-parse, importable on Python 3.10 and later.
 ``vtp``
     VTP author client: submit VOEvents to Comet (:class:`~publishers.vtp.VTPClient`).
 ``publish``

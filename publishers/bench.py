@@ -38,7 +38,7 @@ from publishers import records as rec
 from publishers import schema as sch
 from publishers.config import PublishConfig
 from publishers.kafka import CounterpartProducer, delete_topics
-from publishers.voevent import counterpart_voevent
+from publishers.voevent_build import counterpart_voevent
 from publishers.vtp import VTPClient
 
 

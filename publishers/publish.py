@@ -37,7 +37,9 @@ from publishers import records as rec
 from publishers import schema as sch
 from publishers.config import PublishConfig
 from publishers.kafka import CounterpartProducer, PublishReport
-from publishers.voevent import InvalidVOEvent, VOEventAuthor, VOEventDoc, write_voevents
+from publishers.voevent import VOEventAuthor, write_voevents
+from publishers.voevent_build import VOEventDoc
+from publishers.voevent_check import InvalidVOEvent
 from publishers.vtp import Submission, VTPClient
 
 log = logging.getLogger("mm_broker.publish")

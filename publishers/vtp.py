@@ -12,7 +12,7 @@ whitelist) closes the connection without any reply: that is reported as
 ``refused``. A duplicate (Comet compares the bytes it has seen) is a ``nak``
 ("Previously seen by this broker").
 
-Every document is checked first (:func:`publishers.voevent.check`: valid VOEvent
+Every document is checked first (:func:`publishers.voevent_check.check`: valid VOEvent
 2.0, IVORN with a local ID, at most 99,999 bytes); an invalid one is never sent.
 """
 
@@ -31,7 +31,9 @@ from lxml import etree
 
 from mm_broker.core.config import Settings
 from publishers.config import PublishConfig
-from publishers.voevent import InvalidVOEvent, VOEventDoc, check, write_voevents
+from publishers.voevent import write_voevents
+from publishers.voevent_build import VOEventDoc
+from publishers.voevent_check import InvalidVOEvent, check
 
 log = logging.getLogger("mm_broker.vtp")
 

@@ -19,6 +19,8 @@ import publishers.kafka
 import publishers.records
 import publishers.schema
 import publishers.voevent
+import publishers.voevent_build
+import publishers.voevent_check
 from publishers import schema as sch
 
 
@@ -301,7 +303,8 @@ def test_schema_round_trip_keeps_values() -> None:
 
 
 @pytest.mark.parametrize("module", [publishers.schema, publishers.records, publishers.kafka,
-                                    publishers.voevent, publishers.consume])
+                                    publishers.voevent, publishers.voevent_build,
+                                    publishers.voevent_check, publishers.consume])
 def test_doctests(module: Any) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.failed == 0 and result.attempted > 0
