@@ -81,7 +81,7 @@ def run(settings: Settings, engine: Engine, stopper: Stopper, topics: list[str] 
 
             def work(payload: bytes = payload, topic: str = topic,
                      received: datetime = received) -> IngestResult:
-                return ingest(engine, payload, "gcn", topic, received, limits)
+                return ingest(engine, payload, "gcn", topic, received, limits=limits)
 
             paused: list[Any] = []
 

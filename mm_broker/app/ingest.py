@@ -21,52 +21,42 @@ Outcomes are the statuses of the public contract: ``stored``, ``duplicate``,
 from __future__ import annotations
 
 import hashlib
-import io
-import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import numpy as np
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError
 
 from listeners.parsers import NoticeError, parse
 from mm_broker.core.config import Settings
-from mm_broker.core.db.schema import events, notices, raw_journal, regions
+from mm_broker.core.db.schema import notices, raw_journal
 from mm_broker.core.errors import InternalError, StoreRejected
 from mm_broker.core.models import Notice, Region
+from mm_broker.core.repository import store_notice
+from mm_broker.core.sections import CoincidenceSettings, SkymapSettings
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Limits:
-    """Settings the ingest path needs (read once from the configuration)."""
+    """The settings the ingest path needs: the window rule and the sky-map limits
+    (``[coincidence]`` and ``[skymaps]``; their defaults live in ``default.toml``)."""
 
-    window_before_s: float = 600.0
-    window_after_days: dict[str, float] | None = None
-    default_after_days: float = 20.0
-    skymap_max_bytes: int = 64 * 2**20
-    skymap_max_tiles: int = 48 * 2**20
+    coincidence: CoincidenceSettings
+    skymaps: SkymapSettings
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
-        """Build from ``[coincidence]`` and ``[skymaps]``."""
-        return cls(
-            window_before_s=float(settings.get("coincidence.window_before_s")),
-            window_after_days=dict(settings.get("coincidence.window_after_days_by_messenger")),
-            default_after_days=float(settings.get("coincidence.window_after_days")),
-            skymap_max_bytes=int(settings.get("skymaps.max_bytes")),
-            skymap_max_tiles=int(settings.get("skymaps.max_tiles")),
-        )
+        """The limits of the effective configuration."""
+        return cls(settings.coincidence, settings.skymaps)
 
     def window(self, messenger: str, t0: datetime) -> tuple[datetime, datetime]:
         """Active window ``[t0 - before, t0 + after]`` of an event."""
-        after = (self.window_after_days or {}).get(messenger, self.default_after_days)
-        return t0 - timedelta(seconds=self.window_before_s), t0 + timedelta(days=after)
+        return self.coincidence.window(messenger, t0)
 
 
 @dataclass(frozen=True)
@@ -135,12 +125,12 @@ def _region(notice: Notice, limits: Limits) -> Region:
     import skymaps
 
     assert notice.localisation is not None
-    return skymaps.region_for(notice.localisation, max_bytes=limits.skymap_max_bytes,
-                              max_tiles=limits.skymap_max_tiles)
+    return skymaps.region_for(notice.localisation, max_bytes=limits.skymaps.max_bytes,
+                              max_tiles=limits.skymaps.max_tiles)
 
 
 def ingest(engine: Engine, payload: bytes, source: str, topic: str | None = None,
-           received_at: datetime | None = None, limits: Limits | None = None,
+           received_at: datetime | None = None, *, limits: Limits,
            ) -> IngestResult:
     """Journal, parse, localise and store one payload.
 
@@ -169,7 +159,7 @@ def ingest(engine: Engine, payload: bytes, source: str, topic: str | None = None
     if not first and status != "received":
         return IngestResult("duplicate", f"identical bytes already journaled (row {journal_id})",
                             journal_id, event_id=_event_of(engine, journal_id))
-    return process(engine, journal_id, payload, topic, limits or Limits())
+    return process(engine, journal_id, payload, topic, limits)
 
 
 def _event_of(engine: Engine, journal_id: int) -> str | None:
@@ -232,7 +222,11 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
                 return IngestResult("duplicate", f"processed meanwhile by another listener "
                                                  f"(row {journal_id}: {claimed})",
                                     journal_id, notice=notice)
-            result = _store(conn, journal_id, notice, region, limits)
+            stored = store_notice(conn, journal_id, notice, region,
+                                  limits.window(str(notice.messenger), notice.trigger_time))
+            result = IngestResult(stored.decision.status, stored.decision.reason, journal_id,
+                                  notice=notice, region=region,
+                                  region_version=stored.region_version)
             conn.execute(update(raw_journal).where(raw_journal.c.id == journal_id)
                          .values(status=result.status, reason=result.reason))
     except DataError as exc:
@@ -243,7 +237,7 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
     return result
 
 
-def recover_pending(engine: Engine, limits: Limits | None = None) -> list[IngestResult]:
+def recover_pending(engine: Engine, limits: Limits) -> list[IngestResult]:
     """Process journal rows left ``received`` (a crash between journal and store).
 
     Listeners call it when they start, so a payload acknowledged to its transport
@@ -255,126 +249,4 @@ def recover_pending(engine: Engine, limits: Limits | None = None) -> list[Ingest
                             .where(raw_journal.c.status == "received")
                             .order_by(raw_journal.c.id)).all()
     return [process(engine, r.id, r.payload, r.topic if r.source == "gcn" else None,
-                    limits or Limits()) for r in rows]
-
-
-def _store(conn: Connection, journal_id: int, notice: Notice, region: Region | None,
-           limits: Limits) -> IngestResult:
-    now = datetime.now(UTC)
-    messenger = str(notice.messenger)
-    start, end = limits.window(messenger, notice.trigger_time)
-    # Two listeners (GCN and VTP, say) may store notices of a new event at the same
-    # moment: the insert waits for the other's commit and then does nothing, and the
-    # row lock below serialises everything that follows (versions, active region).
-    conn.execute(pg_insert(events).values(
-        event_id=notice.event_id, messenger=messenger, mission=notice.mission,
-        instrument=notice.instrument, role=str(notice.role),
-        trigger_time=notice.trigger_time, status="active", active_region_id=None,
-        window_start=start, window_end=end, updated_at=now,
-    ).on_conflict_do_nothing(index_elements=[events.c.event_id]))
-    ev = conn.execute(select(events).where(events.c.event_id == notice.event_id)
-                      .with_for_update()).one()
-
-    active = None
-    if ev.active_region_id is not None:
-        active = conn.execute(
-            select(regions.c.id, regions.c.version.label("region_version"),
-                   notices.c.id.label("notice_id"), notices.c.version, notices.c.issue_time)
-            .join(notices, notices.c.id == regions.c.notice_id)
-            .where(regions.c.id == ev.active_region_id)).one()
-
-    key = (notice.version, notice.issue_time)
-    newer = active is None or key > (active.version, active.issue_time)
-    if notice.retraction:
-        status, reason = "retracted", None
-    elif ev.status == "retracted":
-        status, reason = "superseded", "event already retracted"
-    elif newer:
-        status, reason = "stored", None
-    else:
-        status = "superseded"
-        reason = (f"older than the active version {active.version} "
-                  f"issued {_iso(active.issue_time)}") if active is not None else None
-
-    notice_id = conn.execute(insert(notices).values(
-        event_id=notice.event_id, journal_id=journal_id, notice_type=notice.notice_type,
-        version=notice.version, issue_time=notice.issue_time,
-        trigger_time=notice.trigger_time, role=str(notice.role),
-        retraction=notice.retraction, ivorn=notice.ivorn,
-        significance=_jsonable(notice.significance), extra=_jsonable(notice.extra),
-        status={"stored": "active", "retracted": "retracted"}.get(status, "superseded"),
-    ).returning(notices.c.id)).scalar_one()
-    conn.execute(update(raw_journal).where(raw_journal.c.id == journal_id)
-                 .values(notice_id=notice_id))
-
-    if notice.retraction:
-        if active is not None:
-            conn.execute(update(regions).where(regions.c.id == active.id)
-                         .values(status="withdrawn"))
-        conn.execute(update(events).where(events.c.event_id == notice.event_id).values(
-            status="retracted", active_region_id=None, updated_at=now))
-        return IngestResult(status, reason, journal_id, notice=notice)
-
-    assert region is not None
-    version = conn.execute(select(func.coalesce(func.max(regions.c.version), 0) + 1)
-                           .where(regions.c.event_id == notice.event_id)).scalar_one()
-    region_id = conn.execute(insert(regions).values(
-        event_id=notice.event_id, notice_id=notice_id, version=version, kind=region.kind,
-        area_deg2=float(region.area_deg2), credible_level=float(region.credible_level),
-        n_ranges=int(len(region.ranges)), convention=region.convention,
-        center_ra=region.center_ra, center_dec=region.center_dec,
-        radius90_deg=region.radius90_deg, sigma_deg=region.sigma_deg,
-        distance=_jsonable(region.distance),
-        status="active" if status == "stored" else "superseded", created_at=now,
-    ).returning(regions.c.id)).scalar_one()
-    _copy_ranges(conn, region_id, region)
-    if status == "stored":
-        if active is not None:
-            conn.execute(update(regions).where(regions.c.id == active.id)
-                         .values(status="superseded"))
-            conn.execute(update(notices).where(notices.c.id == active.notice_id)
-                         .values(status="superseded"))
-        conn.execute(update(events).where(events.c.event_id == notice.event_id).values(
-            active_region_id=region_id, trigger_time=notice.trigger_time,
-            window_start=start, window_end=end, updated_at=now))
-    return IngestResult(status, reason, journal_id, notice=notice, region=region,
-                        region_version=int(version))
-
-
-def _copy_ranges(conn: Connection, region_id: int, region: Region) -> None:
-    """Bulk-load the region's ranges (and a sky map's tiles) with COPY."""
-    raw = conn.connection.driver_connection
-    assert raw is not None
-    cur = raw.cursor()
-    buf = io.StringIO()
-    for lo, hi in np.asarray(region.ranges, dtype=np.int64):
-        buf.write(f"{region_id}\t[{lo},{hi})\n")
-    with cur.copy("COPY region_ranges (region_id, rng) FROM STDIN") as copy:
-        copy.write(buf.getvalue())
-    if region.kind == "circle":
-        # Circles: levels and densities follow analytically from the stored centre and
-        # width (regions.sigma_deg); their tiles are not stored.
-        return
-    buf = io.StringIO()
-    tiles = np.asarray(region.tile_ranges, dtype=np.int64)
-    for (lo, hi), lev, dens in zip(tiles, region.tile_credible_level,
-                                   region.tile_density_deg2, strict=True):
-        buf.write(f"{region_id}\t[{lo},{hi})\t{float(lev)!r}\t{float(dens)!r}\n")
-    with cur.copy("COPY region_tiles (region_id, rng, credible_level, density_deg2) "
-                  "FROM STDIN") as copy:
-        copy.write(buf.getvalue())
-
-
-def _jsonable(value: Any) -> Any:
-    """JSON-safe copy of a dict (datetimes as ISO strings, numpy scalars as Python)."""
-    return json.loads(json.dumps(value, default=_default))
-
-
-def _default(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return _iso(obj)
-    if isinstance(obj, np.generic):
-        return obj.item()
-    if isinstance(obj, bytes):
-        return f"<{len(obj)} bytes>"
-    return str(obj)
+                    limits) for r in rows]

@@ -271,7 +271,7 @@ def test_ingest_journals_every_fuzz_case_with_a_reason(corpus: fuzz.Corpus,
             digest = case.describe()["sha256"]
             try:
                 results[digest] = (case, ingest(engine, case.payload, "dir", case.topic,
-                                                 received, limits))
+                                                 received, limits=limits))
             except Exception as exc:  # noqa: BLE001 - a daemon would stop: collect all
                 results.setdefault(digest, (case, None))
                 crashes.append(f"{case.seed}:{case.index} {case.ops} {case.source}: "

@@ -254,7 +254,7 @@ def test_payload_journaled_before_a_crash_is_recovered(engine, fresh_db, data_di
     results = recover_pending(engine, Limits.from_settings(fresh_db))
     assert [r.journal_id for r in results] == [jid]
     assert results[0].status == "stored"
-    assert recover_pending(engine) == []  # nothing left
+    assert recover_pending(engine, Limits.from_settings(fresh_db)) == []  # nothing left
     with engine.connect() as conn:
         assert conn.execute(select(raw_journal.c.status)).scalar_one() == "stored"
         assert conn.execute(select(func.count()).select_from(notices)).scalar_one() == 1
