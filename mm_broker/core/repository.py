@@ -83,7 +83,7 @@ def decide(notice: Notice, active: VersionKey | None, event_retracted: bool) -> 
     >>> t = datetime(2024, 1, 15, tzinfo=UTC)
     >>> n = Notice(event_id="E", messenger=Messenger.GRB, mission="M", instrument="I",
     ...            notice_type="T", role=Role.OBSERVATION, version=2,
-    ...            issue_time=t, trigger_time=t)
+    ...            issue_time=t, trigger_time=t, retraction=False, localisation=None)
     >>> decide(n, None, False).status
     'stored'
     >>> decide(n, (3, t), False).reason
