@@ -141,3 +141,17 @@ class CatalogueFormatError(AlertError):
 
 class ConfigError(ValueError):
     """A configuration value is missing, of the wrong type or out of range."""
+
+
+# --------------------------------------------------------------------------- #
+# Transports and the store
+# --------------------------------------------------------------------------- #
+
+
+class StoreUnavailable(RuntimeError):
+    """The store cannot be reached right now (a transient outage, not bad input).
+
+    Raised by a listener's handler when nothing could be journaled: the transport
+    retries with backoff and acknowledges nothing meanwhile. The message says what
+    was unreachable and why (e.g. ``database unavailable (connection refused)``).
+    """
