@@ -120,7 +120,7 @@ def load_alerts(paths: Iterable[str | Path], catalogue_dir: Path | None = None,
     classification, catalogue matches).
     """
     from fink_core.annotate import annotate
-    from fink_core.decode import read_alert_files
+    from fink_core.files import read_alert_files
 
     df = read_alert_files(list(paths))
     cats = list(catalogues) if catalogues is not None else load_catalogues(catalogue_dir)

@@ -52,7 +52,7 @@ def _settings(db: config.Settings, tmp_path: Path, tag: str) -> config.Settings:
 
 def _alerts(data_dir: Path) -> tuple[list[Path], Any]:
     from fink_core import simulator
-    from fink_core.decode import read_alert_files
+    from fink_core.files import read_alert_files
 
     files = simulator.alert_files([data_dir / ALERTS])
     return files, read_alert_files(files)
@@ -269,7 +269,7 @@ def test_streaming_job_sigkill_and_restart_from_checkpoint(fault_db: config.Sett
 
 def _ids_of(files: list[Path]) -> set[str]:
     """alert ids of the given files."""
-    from fink_core.decode import read_alert_files
+    from fink_core.files import read_alert_files
 
     return set(read_alert_files(files)["alert_id"].astype(str))
 

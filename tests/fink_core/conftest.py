@@ -9,7 +9,7 @@ import pytest
 from fc_data import FINK_NIGHT, RawAlert, read_raw
 
 from fink_core import catalogues as cat_mod
-from fink_core import decode
+from fink_core import files
 from fink_core.annotate import annotate
 
 
@@ -30,13 +30,13 @@ def raw_lsst(data_dir: Path) -> list[RawAlert]:
 @pytest.fixture(scope="session")
 def ztf_frame(data_dir: Path) -> pd.DataFrame:
     """All ZTF Avro alerts flattened by fink_core (file order)."""
-    return decode.read_alert_files([data_dir / "alerts/ztf/avro"])
+    return files.read_alert_files([data_dir / "alerts/ztf/avro"])
 
 
 @pytest.fixture(scope="session")
 def lsst_frame(data_dir: Path) -> pd.DataFrame:
     """All LSST Avro alerts flattened by fink_core (file order)."""
-    return decode.read_alert_files([data_dir / "alerts/lsst/avro"])
+    return files.read_alert_files([data_dir / "alerts/lsst/avro"])
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +60,7 @@ def fink_night(
 
     The 48 doctored rows are excluded (their positions were overwritten).
     """
-    ours = annotate(decode.read_alert_files([data_dir / FINK_NIGHT]), catalogues)
+    ours = annotate(files.read_alert_files([data_dir / FINK_NIGHT]), catalogues)
     fink_cols = [
         "candid",
         "roid",

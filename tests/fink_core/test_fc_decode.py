@@ -18,7 +18,7 @@ from fc_data import LSST_AVRO_COUNTS, PARQUET_COUNTS, ZTF_AVRO_COUNTS, RawAlert
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fink_core import decode, model
+from fink_core import decode, files, lsst, model, times
 from mm_broker.core.errors import CorruptAlert, UnknownSchema
 
 ZTF_VERSIONS = {
@@ -65,7 +65,7 @@ def test_every_lsst_avro_file_decodes_like_fastavro(raw_lsst: list[RawAlert]) ->
 
 def test_parquet_folders_read_with_their_counts(data_dir: Path) -> None:
     for folder, count in PARQUET_COUNTS.items():
-        frame = decode.read_alert_files([data_dir / "alerts/ztf/parquet" / folder])
+        frame = files.read_alert_files([data_dir / "alerts/ztf/parquet" / folder])
         assert len(frame) == count, folder
         raw = pq.read_table(data_dir / "alerts/ztf/parquet" / folder, columns=["candid"])
         assert frame["alert_id"].tolist() == [str(c) for c in raw["candid"].to_pylist()]
@@ -167,7 +167,7 @@ def test_leap_second_table_matches_erfa() -> None:
             mjd = erfa.cal2jd(year, month, 1)[1] + 0.5
             dat = erfa.dat(year, month, 1, 0.5)
             tai = mjd + dat / 86400
-            offset = (tai + 2400000.5 - decode.tai_mjd_to_utc_jd(tai)) * 86400
+            offset = (tai + 2400000.5 - times.tai_mjd_to_utc_jd(tai)) * 86400
             assert offset == pytest.approx(dat, abs=1e-3), (year, month)
 
 
@@ -236,7 +236,7 @@ def test_official_lsst_samples_known_and_unknown_versions(data_dir: Path) -> Non
     for path in sorted(root.glob("*/*/sample_data/fakeAlert.avro")):
         major, minor = path.parts[-4], path.parts[-3]
         version = f"{major}.{minor}"
-        if version in decode.LSST_SCHEMA_VERSIONS:
+        if version in lsst.LSST_SCHEMA_VERSIONS:
             frame = decode.flatten(decode.decode_avro(path.read_bytes()), "lsst")
             assert frame["schema_version"].tolist() == [version]
             known.append(version)
@@ -304,7 +304,7 @@ def test_flatten_refuses_the_wrong_survey(raw_lsst: list[RawAlert]) -> None:
 
 def test_fink_parquet_maps_to_the_model(data_dir: Path) -> None:
     path = data_dir / "alerts/ztf/parquet/20240115_fink-mm"
-    frame = decode.read_alert_files([path])
+    frame = files.read_alert_files([path])
     raw = pq.read_table(path, columns=["candid", "objectId", "candidate", "roid", "cdsxmatch"])
     rows = raw.to_pylist()
     assert frame["schema_version"].unique().tolist() == ["4.02"]
@@ -324,3 +324,12 @@ def test_model_has_no_sentinels(ztf_frame: pd.DataFrame, lsst_frame: pd.DataFram
         numeric = frame.select_dtypes(include=["number"])
         assert not (numeric == -999).any().any()
         assert not (numeric == -1).any().any()
+
+
+@pytest.mark.parametrize("module", ["decode", "wire", "rows", "ztf", "lsst", "times"])
+def test_doctests_of_the_decoding_modules(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(f"fink_core.{module}"))
+    assert result.failed == 0 and result.attempted > 0

@@ -24,7 +24,7 @@ ALERTS = "alerts/ztf/avro/20181129_fink-alert-simulator"
 def test_late_notice_retro_match_published_once(fresh_db: config.Settings, spark,
                                                 data_dir: Path, tmp_path: Path) -> None:
     from fink_core import simulator
-    from fink_core.decode import read_alert_files
+    from fink_core.files import read_alert_files
     from mm_broker.app import run
     from mm_broker.app.ingest import Limits, ingest
     from mm_broker.core.db.migrate import engine_for
