@@ -16,5 +16,6 @@ Plain numpy and pandas, no Spark, Kafka or SQL (the wiring lives elsewhere):
 * :mod:`coincidence.engine` — ``CoincidenceEngine``: regions, updates, retractions and
   alerts in, associations out.
 * :mod:`coincidence.times` — integer-nanosecond time representation.
-* :mod:`coincidence.bench` — ``run_join_bench``.
+
+The join benchmark is :mod:`benchmarks.join` (``mm-broker bench join``).
 """

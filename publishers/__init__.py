@@ -26,8 +26,8 @@ Modules, one concern each:
     :class:`~publishers.publish.Publisher`, the one entry point of ``run`` and ``replay``.
 ``plot``
     :func:`~publishers.plot.plot_event`: the region and its candidates as a PNG.
-``bench``
-    ``mm-broker bench publish``.
 ``config``
     :class:`~publishers.config.PublishConfig`, the ``[publish]`` settings, typed.
+
+The publishing benchmark is :mod:`benchmarks.publish` (``mm-broker bench publish``).
 """

@@ -1,4 +1,4 @@
-"""The annotation chain, the model's Arrow schema and the benchmark."""
+"""The annotation chain and the model's Arrow schema (the benchmark: tests/benchmarks)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fink_core import bench, model
+from fink_core import model
 from fink_core.annotate import ADDED_COLUMNS, added_columns, annotate, output_schema
 from fink_core.catalogues import Catalogue
 
@@ -67,12 +67,3 @@ def test_output_converts_to_arrow_and_parquet(
     flags = back.column("flag_rb").to_pylist()
     surveys = back.column("survey").to_pylist()
     assert all((f is None) == (s == "lsst") for f, s in zip(flags, surveys, strict=True))
-
-
-def test_bench_runs(data_dir: Path) -> None:
-    result = bench.run(300, data_dir=data_dir, batch_size=150)
-    assert result["n_alerts"] == 300
-    assert result["mix"]["ztf"] + result["mix"]["lsst"] == 300
-    assert result["mix"]["failed"] == 0
-    assert result["alerts_per_s"] > 50
-    assert result["units"]["alerts_per_s"].startswith("alerts/s")

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks import publish as bench
 from mm_broker.core import config
-from publishers import bench
 
 pytestmark = pytest.mark.services
 

@@ -1,28 +1,11 @@
-"""The worked examples in the docstrings, and a small run of the join benchmark."""
+"""A small run of the join benchmark (``mm-broker bench join``)."""
 
 from __future__ import annotations
 
-import doctest
-import importlib
-
 import pytest
 
-from coincidence.bench import run_join_bench
-
-MODULES = [
-    "coincidence.alerts",
-    "coincidence.annotate",
-    "coincidence.index",
-    "coincidence.pchance",
-    "coincidence.rules",
-    "coincidence.times",
-]
-
-
-@pytest.mark.parametrize("name", MODULES)
-def test_docstring_examples(name: str) -> None:
-    result = doctest.testmod(importlib.import_module(name))
-    assert result.attempted > 0 and result.failed == 0
+from benchmarks.join import bench_join, run_join_bench
+from mm_broker.core import config
 
 
 def test_join_bench_reports_its_figures() -> None:
@@ -35,3 +18,10 @@ def test_join_bench_reports_its_figures() -> None:
     )
     assert result["gw_ranges_min"] > 10_000
     assert "alerts_per_s_per_core" in result["units"]
+
+
+def test_bench_join_entry_adds_the_machine(settings: config.Settings) -> None:
+    result = bench_join(settings, n_alerts=5_000, n_regions=3, n_gw=1, repeats=1, gw_depth=10)
+    assert result["benchmark"] == "join" and result["cores"] >= 1
+    assert "loadavg_1min" in result and result["n_alerts"] == 5_000
+    assert result["n_regions"] == 3 and result["n_gw_regions"] == 1

@@ -10,8 +10,10 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pyarrow.dataset as ds
 import pytest
 
+from benchmarks import soak as bench
 from mm_broker.core import config
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
@@ -31,8 +33,6 @@ def _jd(iso: str) -> float:
 def _expected_pairs(work: Path) -> tuple[int, int, int]:
     """(alert–notice pairs that are counterparts, alerts archived, alerts within 5 % of
     a circle's edge), from the notice files and the enriched archive."""
-    import pyarrow.dataset as ds
-
     notices = [json.loads(p.read_bytes()) for p in sorted((work / "notices").glob("*.json"))]
     frame = ds.dataset(str(work / "archive" / "enriched"), format="parquet",
                        partitioning="hive").to_table(
@@ -56,8 +56,6 @@ def _expected_pairs(work: Path) -> tuple[int, int, int]:
 
 def test_small_soak_reports_consistent_figures(running: config.Settings, data_dir: Path,
                                                tmp_path: Path) -> None:
-    from mm_broker.app import bench
-
     assert running.data_dir == data_dir
     work = tmp_path / "soak"
     out = bench.bench_soak(running, rate_per_min=900, minutes=0.35, regions=10,

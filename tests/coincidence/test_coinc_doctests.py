@@ -1,0 +1,23 @@
+"""The worked examples in the docstrings (the join benchmark: tests/benchmarks)."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+
+import pytest
+
+MODULES = [
+    "coincidence.alerts",
+    "coincidence.annotate",
+    "coincidence.index",
+    "coincidence.pchance",
+    "coincidence.rules",
+    "coincidence.times",
+]
+
+
+@pytest.mark.parametrize("name", MODULES)
+def test_docstring_examples(name: str) -> None:
+    result = doctest.testmod(importlib.import_module(name))
+    assert result.attempted > 0 and result.failed == 0
