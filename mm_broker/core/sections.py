@@ -70,9 +70,14 @@ class KafkaSettings:
     sasl_mechanism: str
     sasl_username_env: str
     sasl_password_env: str
+    client_log_level: str
 
     def __post_init__(self) -> None:
         _port("kafka", port=self.port, controller_port=self.controller_port)
+        if self.client_log_level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR",
+                                                 "CRITICAL"):
+            raise ConfigError(f"setting kafka.client_log_level = {self.client_log_level!r} "
+                              "is not DEBUG, INFO, WARNING, ERROR or CRITICAL")
         _positive("kafka", partitions=self.partitions)
         if self.security_protocol.lower() not in ("plaintext", "ssl", "sasl_plaintext",
                                                   "sasl_ssl"):
