@@ -20,9 +20,10 @@ import pandas as pd
 import pyarrow as pa
 
 from fink_core import model
-from fink_core.catalogues import DEFAULT_CATALOGUES, Catalogue, crossmatch_all, crossmatch_columns
+from fink_core.catalogues import DEFAULT_CATALOGUES, Catalogue
 from fink_core.classify import CLASSIFY_COLUMNS, classify
 from fink_core.context import CONTEXT_COLUMNS, context
+from fink_core.crossmatch import crossmatch_all, crossmatch_columns
 from fink_core.features import FEATURE_COLUMNS, features
 from fink_core.quality import QUALITY_COLUMNS, quality_flags
 

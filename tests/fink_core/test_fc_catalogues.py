@@ -15,6 +15,7 @@ from astropy.io.votable import from_table, writeto
 from astropy.table import Table
 
 from fink_core import catalogues as C
+from fink_core import crossmatch as X
 from mm_broker.core.errors import CatalogueFormatError
 
 ROWS = {
@@ -66,9 +67,9 @@ def test_fink_doctest_positions(catalogues: list[C.Catalogue], data_dir: Path) -
     ra = np.array([26.8566983, 101.3520545, 0.3126, 0.31820833])
     dec = np.array([-26.9677112, 24.5421872, 47.6859, 29.59277778])
     by_key = {c.key: c for c in catalogues}
-    gcvs = C.crossmatch(ra, dec, by_key["gcvs"])
+    gcvs = X.crossmatch(ra, dec, by_key["gcvs"])
     assert gcvs["xm_gcvs_type"].tolist() == [None, "RR", None, None]
-    hsp = C.crossmatch(ra, dec, by_key["3hsp"])
+    hsp = X.crossmatch(ra, dec, by_key["3hsp"])
     assert hsp["xm_3hsp_name"].tolist() == [None, None, None, "3HSPJ000116.4+293534"]
     # Fink matches 4LAC at the LAT position within 60"; the same loader does it
     lat = C.load_catalogue(
@@ -82,7 +83,7 @@ def test_fink_doctest_positions(catalogues: list[C.Catalogue], data_dir: Path) -
         dec_col="DEJ2000",
         name_col="Source_Name",
     )
-    assert C.crossmatch(ra, dec, lat)["xm_4lac_lat_name"].tolist() == [
+    assert X.crossmatch(ra, dec, lat)["xm_4lac_lat_name"].tolist() == [
         None,
         None,
         "4FGL J0001.2+4741",
@@ -130,7 +131,7 @@ def test_crossmatch_agrees_with_astropy_and_is_fast() -> None:
         ]
     )
     start = time.perf_counter()
-    out = C.crossmatch(ra, dec, cat)
+    out = X.crossmatch(ra, dec, cat)
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0  # ~0.1 s measured on one core
     idx, sep, _ = match_coordinates_sky(
@@ -153,7 +154,7 @@ def test_crossmatch_edges() -> None:
     )
     ra = np.array([0.0001, 225.0, np.nan, 10.0, 10.0])
     dec = np.array([0.0, 89.9999, 10.0, 10.0 + 1.9 / 3600, 10.0 + 2.1 / 3600])
-    out = C.crossmatch(ra, dec, cat)
+    out = X.crossmatch(ra, dec, cat)
     assert out["xm_edge_name"].tolist() == ["wrap", "pole", None, "plain", None]
     assert out["xm_edge_type"].tolist() == ["a", "b", None, None, None]
     assert out["xm_edge_sep_arcsec"][0] == pytest.approx(0.72, abs=1e-6)
@@ -184,3 +185,10 @@ def test_real_gcvs_star_found_and_fink_agreement(fink_night: pd.DataFrame) -> No
     extra = fink_night[ours_hit & ~fink_hit]
     assert sorted(extra["alert_id"]) == ["2570564690315010006", "2570564690315015009"]
     assert (extra["xm_gcvs_sep_arcsec"] < 0.25).all()
+
+
+def test_doctests() -> None:
+    import doctest
+
+    result = doctest.testmod(X)
+    assert result.failed == 0 and result.attempted > 0
