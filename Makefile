@@ -55,4 +55,5 @@ down:
 	-$(BIN)/mm-broker services down
 
 clean: down
+	-$(BIN)/mm-broker services clean
 	rm -rf .mm $(VENV)

@@ -218,7 +218,7 @@ class VTPClient:
             except VTPError as exc:
                 result = Submission(ivorn, "error", str(exc), 0.0)
             if result.ok:
-                log.info("VOEvent %s acknowledged by %s:%d", result.ivorn, self.host, self.port)
+                log.debug("VOEvent %s acknowledged by %s:%d", result.ivorn, self.host, self.port)
             else:
                 log.warning("VOEvent %s %s by %s:%d: %s", result.ivorn or "(no IVORN)",
                             result.status, self.host, self.port, result.reason)

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from mm_broker.app import services
+from mm_broker.app.services.postgres import Postgres
 from mm_broker.app.services.process import cmdline
 from mm_broker.core import config
 
@@ -51,10 +52,13 @@ def _listening(pids: set[int]) -> set[tuple[str, int]]:
     return found
 
 
-def _our_pids(state_dir: Path) -> set[int]:
+def _our_pids(state_dir: Path, pg_datadir: Path) -> set[int]:
+    """Processes naming the state directory or the PostgreSQL cluster (which lives
+    outside the state directory when the server's account cannot reach it)."""
     pids = set()
     for proc in Path("/proc").iterdir():
-        if proc.name.isdigit() and str(state_dir) in cmdline(int(proc.name)):
+        line = cmdline(int(proc.name)) if proc.name.isdigit() else ""
+        if str(state_dir) in line or str(pg_datadir) in line:
             pids.add(int(proc.name))
     return pids
 
@@ -71,7 +75,8 @@ def test_up_twice_loopback_only_down_leaves_nothing() -> None:
         second = {s.name: s.address for s in services.up(settings)}
         assert first == second
         assert first["kafka"] == "kafka://127.0.0.1:59192"
-        pids = _our_pids(state)
+        datadir = Postgres(settings).datadir
+        pids = _our_pids(state, datadir)
         assert len(pids) >= 3  # postgres (+ its workers), kafka, comet
         sockets = _listening(pids)
         ports = {p for _, p in sockets}
@@ -83,5 +88,5 @@ def test_up_twice_loopback_only_down_leaves_nothing() -> None:
     finally:
         stopped = dict(services.down(settings))
     assert all(stopped.values()), stopped
-    assert _our_pids(state) == set()
+    assert _our_pids(state, Postgres(settings).datadir) == set()
     assert all(v == "stopped" for _, v in services.status(settings))

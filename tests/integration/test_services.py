@@ -157,3 +157,79 @@ def test_comet_relays_a_real_voevent(running: config.Settings, data_dir: Path,
         sub.terminate()
         sub.wait(20)
     assert received, "the subscriber did not receive the VOEvent"
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_private_postgres_under_a_0700_parent(tmp_path: Path) -> None:
+    """A clone under a private folder (root's home is mode 0700) gets a running cluster:
+    as root the server's account cannot reach the state directory, so the cluster lives
+    under the server home, and `status`, `down`, a restart and `clean` find it through
+    the state directory; the private folder is never chmod-ed."""
+    from sqlalchemy import create_engine
+
+    from mm_broker.app.services import pg_layout
+    from mm_broker.app.services.postgres import Postgres
+
+    private = tmp_path / "home"
+    private.mkdir(mode=0o700)
+    private.chmod(0o700)
+    state = private / "mm" / ".mm"
+    port = _free_port()
+    settings = config.load(environ={"MM_STATE_DIR": str(state),
+                                    "MM_POSTGRES__PORT": str(port),
+                                    "MM_POSTGRES__DATABASE": "mm_private"})
+    pg = Postgres(settings)
+    root = os.geteuid() == 0
+
+    def query(sql: str) -> list[object]:
+        engine = create_engine(settings.database_url())
+        try:
+            with engine.begin() as conn:
+                result = conn.execute(text(sql))
+                return list(result.scalars().all()) if result.returns_rows else []
+        finally:
+            engine.dispose()
+
+    try:
+        address = pg.start()
+        assert address == f"postgresql://mm_broker@127.0.0.1:{port}/mm_private"
+        layout = pg.layout
+        assert layout.relocated == root
+        if root:
+            assert layout.home == pg_layout.SERVER_HOME / pg_layout.home_name(state)
+            assert os.readlink(state / "postgres" / "cluster") == str(layout.home)
+            assert (layout.home / "state_dir").read_text().strip() == str(state)
+            assert (state / "logs" / "postgres.log").resolve() == layout.logfile
+        assert query("SHOW data_directory") == [str(layout.datadir)]
+        query("CREATE TABLE kept (x int); INSERT INTO kept VALUES (42)")
+        # A new process (as `mm-broker services status|down` is) finds the cluster.
+        assert Postgres(settings).status() == f"running on 127.0.0.1:{port}"
+        assert Postgres(settings).stop() is True
+        assert Postgres(settings).status() == "stopped"
+        assert Postgres(settings).stop() is False
+        pg.start()  # the recorded cluster, with its data
+        assert query("SELECT x FROM kept") == [42]
+        if root:
+            # The state directory deleted without `clean`: a new one at the same path
+            # starts with a new, empty cluster (as inside the state directory).
+            pg.stop()
+            import shutil
+
+            shutil.rmtree(state)
+            pg.start()
+            assert query("SELECT count(*) FROM pg_tables WHERE tablename = 'kept'") == [0]
+    finally:
+        cleaned = Postgres(settings).clean()
+    assert cleaned == root
+    assert Postgres(settings).status() == "stopped"
+    assert not (state / "postgres" / "cluster").is_symlink()
+    if root:
+        assert not layout.home.exists()
+    assert private.stat().st_mode & 0o777 == 0o700

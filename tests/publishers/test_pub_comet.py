@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import collections
 import collections.abc
+import logging
 import socket
 import subprocess
 import sys
@@ -76,8 +77,15 @@ def _received(folder: Path, needle: bytes, timeout: float = 30) -> list[Path]:
     return []
 
 
+def _vtp_levels(caplog: pytest.LogCaptureFixture, ivorn: str) -> list[int]:
+    return [r.levelno for r in caplog.records if r.name == "mm_broker.vtp" and ivorn in
+            r.getMessage()]
+
+
 def test_a_real_subscriber_receives_our_voevent(running: config.Settings, subscriber: Path,
-                                                data_dir: Path, tmp_path: Path) -> None:
+                                                data_dir: Path, tmp_path: Path,
+                                                caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="mm_broker.vtp")
     eid = f"Swift:test-{uuid.uuid4().hex[:10]}"
     author = vo.VOEventAuthor.from_settings(running)
     [doc] = author.counterparts(real_counterparts(data_dir, eid, role="test"),
@@ -85,6 +93,8 @@ def test_a_real_subscriber_receives_our_voevent(running: config.Settings, subscr
     client = VTPClient.from_settings(running)
     [first] = client.broadcast([doc], directory=tmp_path / "voevents")
     assert first.status == "ack", first
+    # One acknowledgement is a detail (DEBUG): it must not bury a summary.
+    assert _vtp_levels(caplog, doc.ivorn) == [logging.DEBUG]
     assert (tmp_path / "voevents" / doc.filename).read_bytes() == doc.xml
     hits = _received(subscriber, doc.ivorn.encode())
     assert hits, "the subscriber did not receive our VOEvent"
@@ -96,6 +106,7 @@ def test_a_real_subscriber_receives_our_voevent(running: config.Settings, subscr
     # Comet remembers the bytes: the same VOEvent again is refused with its reason.
     [again] = client.broadcast([doc])
     assert again.status == "nak" and "Previously seen" in (again.reason or "")
+    assert _vtp_levels(caplog, doc.ivorn) == [logging.DEBUG, logging.WARNING]
 
 
 def _free_port() -> int:
@@ -130,7 +141,9 @@ def test_a_broker_that_does_not_whitelist_us_refuses(tmp_path: Path) -> None:
     assert proc.returncode is not None
 
 
-def test_invalid_voevents_are_not_sent(running: config.Settings) -> None:
+def test_invalid_voevents_are_not_sent(running: config.Settings,
+                                       caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="mm_broker.vtp")
     client = VTPClient.from_settings(running)
     good = vo.counterpart_voevent([record(role="test")], author_ivorn="ivo://mm-broker.test/c",
                                   authored=datetime.now(UTC))
@@ -140,6 +153,10 @@ def test_invalid_voevents_are_not_sent(running: config.Settings) -> None:
     down = VTPClient("127.0.0.1", _free_port(), timeout=5)
     [err] = down.broadcast([good])
     assert err.status == "error" and "cannot reach" in (err.reason or "")
+    # Refusals and failures stay warnings.
+    vtp = [r for r in caplog.records if r.name == "mm_broker.vtp"]
+    assert [r.levelno for r in vtp] == [logging.WARNING, logging.WARNING]
+    assert "invalid" in vtp[0].getMessage() and "error" in vtp[1].getMessage()
 
 
 def test_publisher_end_to_end(running: config.Settings, subscriber: Path, data_dir: Path,

@@ -1,4 +1,8 @@
-"""``mm-broker services up|down|status``: the local PostgreSQL, Kafka and Comet."""
+"""``mm-broker services up|down|status|clean``: the local PostgreSQL, Kafka and Comet.
+
+``clean`` stops them and deletes what would outlive the state directory (a PostgreSQL
+cluster kept outside it); ``make clean`` then deletes the state directory.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from mm_broker.core.config import Settings
 
 def parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
     """Arguments of ``services``."""
-    p.add_argument("action", choices=["up", "down", "status"])
+    p.add_argument("action", choices=["up", "down", "status", "clean"])
     return p
 
 
@@ -22,6 +26,12 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     elif args.action == "down":
         for name, was in services.down(settings):
             print(f"{name:<11} {'stopped' if was else 'was not running'}")
+    elif args.action == "clean":
+        for name, done in services.clean(settings):
+            if name == "postgres-cluster":
+                print(f"{name:<11} {'deleted' if done else 'none outside the state directory'}")
+            else:
+                print(f"{name:<11} {'stopped' if done else 'was not running'}")
     else:
         for name, state in services.status(settings):
             print(f"{name:<11} {state}")

@@ -3,7 +3,9 @@
 ``mm-broker services up`` starts what is configured, idempotently, waits until each
 service answers, brings the database schema to the newest migration and prints
 where each listens. ``down`` stops only the processes whose pid files are in our
-state directory. Every socket is bound to 127.0.0.1.
+state directory. ``clean`` also deletes what would outlive the state directory (a
+PostgreSQL cluster kept outside it, see :mod:`mm_broker.app.services.pg_layout`).
+Every socket is bound to 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from fink_core import session as spark
 from mm_broker.app.services.comet import Comet
 from mm_broker.app.services.kafka import Kafka
 from mm_broker.app.services.postgres import Postgres
 from mm_broker.core.config import Settings
+from mm_broker.core.db import migrate
 
 
 class Service(Protocol):
@@ -44,9 +48,6 @@ def all_services(settings: Settings) -> list[Service]:
 
 def up(settings: Settings) -> list[Started]:
     """Start every service (idempotent), migrate the schema, fetch Spark's jars."""
-    from fink_core import session as spark
-    from mm_broker.core.db import migrate
-
     settings.state_dir.mkdir(parents=True, exist_ok=True)
     out: list[Started] = []
     for svc in all_services(settings):
@@ -67,6 +68,20 @@ def up(settings: Settings) -> list[Started]:
 def down(settings: Settings) -> list[tuple[str, bool]]:
     """Stop what we started, in reverse order; return (name, was_running)."""
     return [(svc.name, svc.stop()) for svc in reversed(all_services(settings))]
+
+
+def clean(settings: Settings) -> list[tuple[str, bool]]:
+    """Stop what we started and delete what lives outside the state directory.
+
+    Returns
+    -------
+    list of (str, bool)
+        ``(name, was_running)`` per service as :func:`down`, then
+        ``("postgres-cluster", deleted)``: whether a cluster outside the state
+        directory was deleted.
+    """
+    stopped = down(settings)
+    return [*stopped, ("postgres-cluster", Postgres(settings).clean())]
 
 
 def status(settings: Settings) -> list[tuple[str, str]]:

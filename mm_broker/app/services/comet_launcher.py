@@ -25,6 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     if args[:1] == ["--"]:
         args = args[1:]
 
+    # Comet and twisted (heavy, with a reactor) are loaded only in the launched process.
     import comet.service.broker as broker
     from twisted.application import internet
     from twisted.scripts import twistd

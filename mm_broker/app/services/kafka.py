@@ -15,6 +15,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from confluent_kafka.admin import AdminClient
+
 from mm_broker.app.services.process import (
     ServiceError,
     kill,
@@ -144,8 +146,6 @@ class Kafka:
     def _answers(self) -> bool:
         if not port_open("127.0.0.1", self.port):
             return False
-        from confluent_kafka.admin import AdminClient
-
         admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.port}"})
         try:
             meta = admin.list_topics(timeout=2)
