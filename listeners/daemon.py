@@ -9,9 +9,8 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import OperationalError
-
-from mm_broker.app.ingest import IngestResult
+from listeners.types import Outcome
+from mm_broker.core.errors import StoreUnavailable
 
 log = logging.getLogger("mm_broker.listen")
 
@@ -44,19 +43,33 @@ class Stopper:
 def with_backoff(action: Callable[[], T], stopper: Stopper, what: str,
                  initial: float = 1.0, maximum: float = 60.0,
                  idle: Callable[[], None] | None = None) -> T | None:
-    """Run ``action`` until it succeeds, sleeping ``initial``·2ⁿ (≤ ``maximum``) between
-    attempts while the database is unreachable. Returns ``None`` if stopped first.
+    """Run ``action`` until it succeeds, retrying while the store is unreachable.
 
-    ``idle`` is called about every second while waiting (the GCN listener keeps its
-    Kafka group membership alive with it during a long outage).
+    Parameters
+    ----------
+    action : callable
+        Calls the handler; raises :class:`StoreUnavailable` while the store is away.
+    stopper : Stopper
+        Ends the retries early.
+    what : str
+        Names the payload in the log lines.
+    initial, maximum : float
+        The wait between attempts: ``initial``·2ⁿ seconds, at most ``maximum``.
+    idle : callable, optional
+        Called about every second while waiting (the GCN listener keeps its Kafka
+        group membership alive with it during a long outage).
+
+    Returns
+    -------
+    object or None
+        What ``action`` returned, or ``None`` if stopped first.
     """
     delay = initial
     while not stopper.stopping:
         try:
             return action()
-        except OperationalError as exc:
-            log.warning("%s: database unavailable (%s); retrying in %.1f s", what,
-                        str(exc).splitlines()[0], delay)
+        except StoreUnavailable as exc:
+            log.warning("%s: %s; retrying in %.1f s", what, exc, delay)
             deadline = time.monotonic() + delay
             while not stopper.stopping and time.monotonic() < deadline:
                 if idle is not None:
@@ -66,13 +79,9 @@ def with_backoff(action: Callable[[], T], stopper: Stopper, what: str,
     return None
 
 
-def log_result(source: str, where: str, result: IngestResult) -> None:
-    """One log line per payload."""
-    line = result.contract(where)
-    region = line["region"] or {}
-    log.info("%s %s: %s%s event=%s type=%s v=%s area=%s", source, where, result.status,
-             f" ({result.reason})" if result.reason else "", line["event_id"],
-             line["notice_type"], line["version"], region.get("area_deg2"))
+def log_outcome(source: str, where: str, outcome: Outcome) -> None:
+    """One log line per payload: ``<source> <where>: <outcome>``."""
+    log.info("%s %s: %s", source, where, outcome.describe())
 
 
 def monotonic() -> float:

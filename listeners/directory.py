@@ -1,8 +1,10 @@
-"""Directory listener and file replay: ingest notice files in order of issue time.
+"""Directory listener and file replay: hand notice files on in order of issue time.
 
-``ingest_paths`` journals every file first, then processes them in order of the
-issue time their parser reports (files that do not parse come last, in path order,
-and are rejected with their reason). ``watch`` polls a folder for new files.
+:func:`ingest_paths` reads every file, orders them by the issue time their parser
+reports (files that do not parse come last, in path order, and the handler rejects
+them with their reason), then hands each to the handler. :func:`watch` polls a
+folder for new or changed files. The journal's ``topic`` of a file is its path; the
+handler decides what that origin means (a path is not a Kafka topic).
 """
 
 from __future__ import annotations
@@ -12,11 +14,9 @@ from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-from sqlalchemy import Engine
-
-from listeners.daemon import Stopper, log_result, with_backoff
+from listeners.daemon import Stopper, log_outcome, with_backoff
 from listeners.parsers import NoticeError, parse
-from mm_broker.app.ingest import IngestResult, Limits, journal, process, recover_pending
+from listeners.types import Handler, OutcomeT
 
 log = logging.getLogger("mm_broker.listen")
 
@@ -24,7 +24,13 @@ SUFFIXES = {".xml", ".json", ".txt", ".voevent"}
 
 
 def notice_files(paths: Iterable[str | Path]) -> list[Path]:
-    """Notice files under ``paths`` (files, or folders searched recursively)."""
+    """Notice files under ``paths`` (files, or folders searched recursively).
+
+    Raises
+    ------
+    FileNotFoundError
+        A path that is neither a file nor a folder.
+    """
     found: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -47,33 +53,59 @@ def _issue_key(payload: bytes, path: Path) -> tuple[int, datetime, str]:
     return (0, notice.issue_time, str(path))
 
 
-def ingest_paths(engine: Engine, paths: Iterable[str | Path], limits: Limits,
-                 source: str = "dir") -> Iterator[tuple[Path, IngestResult]]:
-    """Journal then ingest every file, in order of issue time; yield each outcome."""
+def ingest_paths(paths: Iterable[str | Path], handler: Handler[OutcomeT],
+                 source: str = "dir") -> Iterator[tuple[Path, OutcomeT]]:
+    """Hand every file under ``paths`` to ``handler``, in order of issue time.
+
+    Parameters
+    ----------
+    paths : iterable of str or Path
+        Files, or folders searched recursively (:func:`notice_files`).
+    handler : Handler
+        Called as ``handler(source, str(path), payload, received_at)``, one
+        ``received_at`` for the whole call.
+    source : str, optional
+        The source name handed on (``dir``).
+
+    Yields
+    ------
+    (Path, outcome)
+        Each file with what the handler returned, in the order handled.
+    """
     files = notice_files(paths)
     received_at = datetime.now(UTC)
-    pending: list[tuple[tuple[int, datetime, str], Path, bytes, int, bool, str]] = []
-    with engine.begin() as conn:
-        for f in files:
-            payload = f.read_bytes()
-            jid, first, status = journal(conn, payload, source, str(f), received_at)
-            pending.append((_issue_key(payload, f), f, payload, jid, first, status))
-    for _, f, payload, jid, first, status in sorted(pending, key=lambda x: x[0]):
-        if not first and status != "received":
-            yield f, IngestResult("duplicate", f"identical bytes already journaled (row {jid})",
-                                  jid)
-            continue
-        # A file path is not a topic: the payload's own content chooses the parser.
-        yield f, process(engine, jid, payload, None, limits)
+    loaded = [(f, f.read_bytes()) for f in files]
+    for f, payload in sorted(loaded, key=lambda item: _issue_key(item[1], item[0])):
+        yield f, handler(source, str(f), payload, received_at)
 
 
-def watch(engine: Engine, folder: Path, limits: Limits, stopper: Stopper,
-          poll_s: float = 2.0, backoff: tuple[float, float] = (1.0, 60.0)) -> int:
-    """Ingest files appearing in ``folder`` until stopped; return how many were ingested."""
+def watch(folder: Path, handler: Handler[OutcomeT], stopper: Stopper, poll_s: float = 2.0,
+          backoff: tuple[float, float] = (1.0, 60.0)) -> int:
+    """Hand on files appearing (or changing) in ``folder`` until stopped.
+
+    A file is marked seen only once the handler has returned for it; while the
+    store is unreachable the file is retried with backoff.
+
+    Parameters
+    ----------
+    folder : Path
+        The folder to poll (recursively).
+    handler : Handler
+        Journals and processes one payload.
+    stopper : Stopper
+        Ends the loop.
+    poll_s : float, optional
+        Seconds between polls.
+    backoff : tuple of float, optional
+        Initial and largest wait (seconds) between attempts while the store is away.
+
+    Returns
+    -------
+    int
+        How many payloads were handled.
+    """
     seen: dict[Path, float] = {}
     count = 0
-    for pending in recover_pending(engine, limits):
-        log_result("dir", "recovered", pending)
     while not stopper.stopping:
         fresh = [f for f in notice_files([folder])
                  if seen.get(f) != f.stat().st_mtime]
@@ -81,14 +113,15 @@ def watch(engine: Engine, folder: Path, limits: Limits, stopper: Stopper,
             if stopper.stopping:
                 break
             mtime = f.stat().st_mtime
-            def work(f: Path = f) -> list[tuple[Path, IngestResult]]:
-                return list(ingest_paths(engine, [f], limits))
+
+            def work(f: Path = f) -> list[tuple[Path, OutcomeT]]:
+                return list(ingest_paths([f], handler))
 
             outcome = with_backoff(work, stopper, f"ingest {f}", *backoff)
             if outcome is None:
                 break
-            for path, result in outcome:
-                log_result("dir", str(path), result)
+            for path, handled in outcome:
+                log_outcome("dir", str(path), handled)
                 count += 1
             seen[f] = mtime
         stopper.sleep(poll_s)

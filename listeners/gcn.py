@@ -1,10 +1,12 @@
 """GCN Kafka listener (``mm-broker listen gcn``), on :class:`gcn_kafka.Consumer`.
 
-Each message is journaled (and processed) before its offset is committed,
-synchronously, one message at a time: a crash between the two means the message is
-delivered again, and the journal counts it as a second receipt of the same bytes,
-never as a second notice. While the database is unreachable the listener retries
-with backoff and does not poll further. SIGTERM finishes the payload in hand.
+Each message is handed to the handler (which journals and processes it) before its
+offset is committed, synchronously, one message at a time: a crash between the two
+means the message is delivered again, and the journal counts it as a second receipt
+of the same bytes, never as a second notice. While the store is unreachable (the
+handler raises :class:`~mm_broker.core.errors.StoreUnavailable`) the listener
+retries with backoff, pauses fetching and keeps polling so that it keeps its group
+membership. SIGTERM finishes the payload in hand.
 """
 
 from __future__ import annotations
@@ -14,12 +16,11 @@ from datetime import UTC, datetime
 from typing import Any
 
 from confluent_kafka import KafkaException, TopicPartition
-from sqlalchemy import Engine
 
-from listeners.daemon import Stopper, log_result, with_backoff
-from mm_broker.app.ingest import IngestResult, Limits, ingest, recover_pending
+from listeners.daemon import Stopper, log_outcome, with_backoff
+from listeners.types import Handler, Outcome
 from mm_broker.core.config import Settings, secret
-from mm_broker.core.kafka import security_config
+from mm_broker.core.kafka import log_config, security_config
 
 log = logging.getLogger("mm_broker.listen")
 
@@ -31,7 +32,8 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     conf: dict[str, Any] = {"group.id": g["group_id"], "enable.auto.commit": False,
                             "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
                             "enable.partition.eof": False,
-                            "max.poll.interval.ms": int(g["max_poll_interval_ms"])}
+                            "max.poll.interval.ms": int(g["max_poll_interval_ms"]),
+                            **log_config(settings)}  # librdkafka's log: Python logging
     if g["bootstrap"]:
         # A broker of our own (tests, the demo, a mirror): reached with the security
         # settings of [kafka], as every other client of ours.
@@ -43,7 +45,7 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 def make_consumer(settings: Settings) -> Any:
     """A :class:`gcn_kafka.Consumer` on GCN (credentials from the environment) or on
     the configured local broker."""
-    import gcn_kafka
+    import gcn_kafka  # optional at import time: only the GCN listener needs it
 
     g = settings.tree["gcn"]
     conf = consumer_config(settings)
@@ -54,15 +56,35 @@ def make_consumer(settings: Settings) -> Any:
                               domain=g["domain"])
 
 
-def run(settings: Settings, engine: Engine, stopper: Stopper, topics: list[str] | None = None,
-        max_messages: int | None = None, consumer: Any = None) -> int:
-    """Consume notices until stopped (or ``max_messages``); return the count ingested."""
-    limits = Limits.from_settings(settings)
+def run(settings: Settings, handler: Handler[Outcome], stopper: Stopper,
+        topics: list[str] | None = None, max_messages: int | None = None,
+        consumer: Any = None) -> int:
+    """Consume notices until stopped (or ``max_messages``).
+
+    Parameters
+    ----------
+    settings : Settings
+        ``[gcn]`` (topics, group, broker) and ``[listen]`` (backoff).
+    handler : Handler
+        Journals and processes one payload; called as
+        ``handler("gcn", topic, payload, received_at)``.
+    stopper : Stopper
+        Ends the loop after the payload in hand.
+    topics : list of str, optional
+        Topics to subscribe to (default: ``gcn.topics``).
+    max_messages : int, optional
+        Stop after this many payloads.
+    consumer : object, optional
+        A ready consumer (tests); by default :func:`make_consumer`.
+
+    Returns
+    -------
+    int
+        The number of payloads handed to the handler and acknowledged.
+    """
     topics = topics or list(settings.get("gcn.topics"))
     backoff = (float(settings.get("listen.backoff_initial_s")),
                float(settings.get("listen.backoff_max_s")))
-    for pending in recover_pending(engine, limits):
-        log_result("gcn", "recovered", pending)
     consumer = consumer or make_consumer(settings)
     consumer.subscribe(topics)
     log.info("gcn listener: %d topics", len(topics))
@@ -80,8 +102,8 @@ def run(settings: Settings, engine: Engine, stopper: Stopper, topics: list[str] 
             where = f"{topic}[{msg.partition()}]@{msg.offset()}"
 
             def work(payload: bytes = payload, topic: str = topic,
-                     received: datetime = received) -> IngestResult:
-                return ingest(engine, payload, "gcn", topic, received, limits=limits)
+                     received: datetime = received) -> Outcome:
+                return handler("gcn", topic, payload, received)
 
             paused: list[Any] = []
 
@@ -99,11 +121,11 @@ def run(settings: Settings, engine: Engine, stopper: Stopper, topics: list[str] 
                     consumer.pause([tp])
                     paused.append(tp)
 
-            result = with_backoff(work, stopper, f"gcn {where}", *backoff, idle=keepalive)
+            outcome = with_backoff(work, stopper, f"gcn {where}", *backoff, idle=keepalive)
             if paused:
                 consumer.resume(paused)
-            if result is None:
-                break  # stopped while the database was away: offset NOT committed
+            if outcome is None:
+                break  # stopped while the store was away: offset NOT committed
             try:
                 consumer.commit(message=msg, asynchronous=False)
             except KafkaException as exc:
@@ -111,7 +133,7 @@ def run(settings: Settings, engine: Engine, stopper: Stopper, topics: list[str] 
                 # message comes again and is counted as a second receipt of the same
                 # bytes, never as a second notice.
                 log.warning("gcn %s: stored, offset not committed (%s)", where, exc)
-            log_result("gcn", where, result)
+            log_outcome("gcn", where, outcome)
             count += 1
     finally:
         consumer.close()

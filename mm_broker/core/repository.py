@@ -37,7 +37,7 @@ from mm_broker.core.db.schema import (
     region_tiles,
     regions,
 )
-from mm_broker.core.models import Notice, Region
+from mm_broker.core.models import IPIX_DTYPE, Notice, Region
 
 #: ``(notice version, issue time)``: the order of the versions of an event.
 VersionKey = tuple[int, datetime]
@@ -242,7 +242,7 @@ def copy_ranges(conn: Connection, region_id: int, region: Region) -> None:
     assert raw is not None
     cur = raw.cursor()
     buf = io.StringIO()
-    for lo, hi in np.asarray(region.ranges, dtype=np.int64):
+    for lo, hi in np.asarray(region.ranges, dtype=IPIX_DTYPE):
         buf.write(f"{region_id}\t[{lo},{hi})\n")
     with cur.copy("COPY region_ranges (region_id, rng) FROM STDIN") as copy:
         copy.write(buf.getvalue())
@@ -251,7 +251,7 @@ def copy_ranges(conn: Connection, region_id: int, region: Region) -> None:
         # width (regions.sigma_deg); their tiles are not stored.
         return
     buf = io.StringIO()
-    tiles = np.asarray(region.tile_ranges, dtype=np.int64)
+    tiles = np.asarray(region.tile_ranges, dtype=IPIX_DTYPE)
     for (lo, hi), lev, dens in zip(tiles, region.tile_credible_level,
                                    region.tile_density_deg2, strict=True):
         buf.write(f"{region_id}\t[{lo},{hi})\t{float(lev)!r}\t{float(dens)!r}\n")
@@ -269,7 +269,7 @@ def load_region(conn: Connection, row: Any) -> Region:
     with ``id``)."""
     rngs = conn.execute(select(region_ranges.c.rng).where(region_ranges.c.region_id == row.id)
                         ).scalars().all()
-    ranges = np.array(sorted(_bounds(r) for r in rngs), dtype=np.uint64).reshape(-1, 2)
+    ranges = np.array(sorted(_bounds(r) for r in rngs), dtype=IPIX_DTYPE).reshape(-1, 2)
     tiles = conn.execute(select(region_tiles.c.rng, region_tiles.c.credible_level,
                                 region_tiles.c.density_deg2)
                          .where(region_tiles.c.region_id == row.id)).all()
@@ -277,7 +277,8 @@ def load_region(conn: Connection, row: Any) -> Region:
     return Region(
         kind=row.kind, ranges=ranges, area_deg2=row.area_deg2,
         credible_level=row.credible_level,
-        tile_ranges=np.array([_bounds(t.rng) for t in tiles], dtype=np.uint64).reshape(-1, 2),
+        tile_ranges=np.array([_bounds(t.rng) for t in tiles],
+                             dtype=IPIX_DTYPE).reshape(-1, 2),
         tile_credible_level=np.array([t.credible_level for t in tiles], dtype=float),
         tile_density_deg2=np.array([t.density_deg2 for t in tiles], dtype=float),
         center_ra=row.center_ra, center_dec=row.center_dec, radius90_deg=row.radius90_deg,
@@ -313,6 +314,12 @@ def first_ivorn(conn: Connection, event_id: str) -> str | None:
     """IVORN of the event's first notice (the trigger)."""
     return conn.execute(select(notices.c.ivorn).where(notices.c.event_id == event_id)
                         .order_by(notices.c.issue_time).limit(1)).scalar_one_or_none()
+
+
+def region_versions(conn: Connection, event_id: str) -> int:
+    """The event's last region version (0 if it never had a region)."""
+    return int(conn.execute(select(func.coalesce(func.max(regions.c.version), 0))
+                            .where(regions.c.event_id == event_id)).scalar_one())
 
 
 def retraction_notice(conn: Connection, event_id: str) -> Any:

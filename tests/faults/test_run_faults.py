@@ -276,10 +276,11 @@ def _ids_of(files: list[Path]) -> set[str]:
 
 def test_unconfirmed_counterparts_settled_once(fault_db: config.Settings) -> None:
     """Rows a crash left between insert and confirmed delivery: those already on the
-    topic are only marked, the others are published; none twice."""
-    from mm_broker.app.run import republish_pending
+    topic are only marked, the others are published; none twice. The same for an
+    event's retraction record."""
+    from mm_broker.app.flow import CounterpartFlow
     from mm_broker.core.db.migrate import engine_for
-    from mm_broker.core.db.schema import associations
+    from mm_broker.core.db.schema import associations, retractions
     from publishers import records as rec
     from publishers.publish import Publisher
 
@@ -295,6 +296,12 @@ def test_unconfirmed_counterparts_settled_once(fault_db: config.Settings) -> Non
                 "credible_level": 0.3, "prob_density_deg2": None, "p_chance": 0.01,
                 "rank": i + 1, "rate_per_deg2_day": 0.05, "searched_area_deg2": 1.0,
                 "elapsed_days": 0.04} for i in range(40)]
+    retraction = {"event_id": f"{eid}r", "messenger": "X", "mission": "EP", "instrument": "WXT",
+                  "role": "observation", "notice_version": 2, "region_version": 1,
+                  "trigger_time": "2018-11-29T05:00:00Z",
+                  "retracted_at": "2018-11-29T07:00:00Z", "withdrawn_alert_ids": [],
+                  "reason": "retraction notice", "trigger_ivorn": None, "notice_ivorn": None,
+                  "mm_broker_version": None, "config_hash": None}
     publisher = Publisher.from_settings(settings, broadcast=False)
     engine = engine_for(settings)
     try:
@@ -305,18 +312,19 @@ def test_unconfirmed_counterparts_settled_once(fault_db: config.Settings) -> Non
                 {"event_id": r["event_id"], "region_version": 1, "alert_id": r["alert_id"],
                  "status": "candidate", "record": r, "created_at": datetime.now(UTC)}
                 for r in records])
+            # ... and a retraction inserted, never delivered.
+            conn.execute(retractions.insert(), [
+                {"event_id": retraction["event_id"], "notice_version": 2,
+                 "role": "observation", "record": retraction, "created_at": datetime.now(UTC)}])
 
-        def publish(recs: list[dict]) -> None:
-            report = publisher.counterparts(recs, datetime.now(UTC))
-            assert report.kafka is not None and report.kafka.delivered == len(recs)
-
-        from mm_broker.app.run import _keys_on_topics
-        done = republish_pending(engine, publish,
-                                 lambda recs, since: _keys_on_topics(publisher, recs, since))
-        again = republish_pending(engine, publish, lambda recs, since: set())
+        flow = CounterpartFlow({}, network=publisher, store=engine)
+        done = flow.settle()
+        again = flow.settle(lambda recs, since: set())
         with engine.connect() as conn:
             unconfirmed = conn.execute(associations.select().where(
                 associations.c.published_at.is_(None))).all()
+            unconfirmed += conn.execute(retractions.select().where(
+                retractions.c.published_at.is_(None))).all()
     finally:
         publisher.close()
         engine.dispose()
@@ -324,8 +332,12 @@ def test_unconfirmed_counterparts_settled_once(fault_db: config.Settings) -> Non
     on_topic = topic_keys(settings, topic)
     print(f"\n[settle] injected: 40 unconfirmed rows, 25 of them already delivered; "
           f"counted: {done}, then {again}; topic {sum(on_topic.values())} messages")
-    assert done == {"pending": 40, "found": 25, "republished": 15}
+    assert done == {"pending": 41, "found": 25, "republished": 16}
     assert again == {"pending": 0, "found": 0, "republished": 0}
     assert unconfirmed == []
     problems = once_each(f"topic {topic}", on_topic, {rec.counterpart_key(r) for r in records})
+    assert problems == [], "\n".join(problems)
+    topic = publisher.producer.topics.retractions("observation")
+    on_topic = topic_keys(settings, topic)
+    problems = once_each(f"topic {topic}", on_topic, {rec.retraction_key(retraction)})
     assert problems == [], "\n".join(problems)

@@ -39,11 +39,14 @@ def engine(fresh_db: config.Settings):  # type: ignore[no-untyped-def]
 
 def test_gbm_sequence_final_position_active(engine, fresh_db, data_dir: Path) -> None:
     from listeners.directory import ingest_paths
+    from mm_broker.app.listen_wiring import file_handler
 
     files = _gbm_sequence(data_dir, GBM_TRIGGER)
     assert len(files) >= 4, files
     # Feed them in reverse file order: ingest_paths must still apply issue-time order.
-    results = list(ingest_paths(engine, list(reversed(files)), Limits.from_settings(fresh_db)))
+    handler = file_handler(engine, Limits.from_settings(fresh_db))
+    results = [(path, outcome.result)
+               for path, outcome in ingest_paths(list(reversed(files)), handler)]
     statuses = [r.status for _, r in results]
     assert "stored" in statuses
     event_ids = {r.notice.event_id for _, r in results if r.notice is not None}

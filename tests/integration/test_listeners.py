@@ -46,6 +46,8 @@ def test_gcn_listener_journals_then_commits(fresh_db: config.Settings, data_dir:
 
     from listeners import gcn
     from listeners.daemon import Stopper
+    from mm_broker.app.ingest import Limits
+    from mm_broker.app.listen_wiring import ingest_handler
 
     run = uuid.uuid4().hex[:8]
     topics = {f"test.gcn.classic.{run}": NOTICES[:2], f"test.igwn.gwalert.{run}": NOTICES[2:]}
@@ -64,8 +66,8 @@ def test_gcn_listener_journals_then_commits(fresh_db: config.Settings, data_dir:
     settings = config.load(environ=env)
     engine = engine_for(settings)
     try:
-        n = gcn.run(settings, engine, Stopper(install=False), topics=list(topics),
-                    max_messages=sent)
+        n = gcn.run(settings, ingest_handler(engine, Limits.from_settings(settings)),
+                    Stopper(install=False), topics=list(topics), max_messages=sent)
         with engine.connect() as conn:
             rows = conn.execute(select(raw_journal.c.status, raw_journal.c.topic)).all()
             n_notices = conn.execute(select(func.count()).select_from(notices)).scalar_one()
@@ -131,3 +133,43 @@ def test_vtp_listener_receives_from_comet(running: config.Settings, fresh_db: co
         engine.dispose()
     assert row.payload == payload
     assert row.source == "vtp" and row.status == "stored", (row.status, row.reason)
+
+
+PLUGIN = Path(__file__).resolve().parents[2] / "mm_broker/app/vtp_plugin/comet/plugins"
+
+_RUN_PLUGIN = """
+import sys
+import comet.plugins
+from comet.icomet import IHandler
+from comet.utility.xml import xml_document
+from twisted.plugin import getPlugins
+
+(handler,) = [p for p in getPlugins(IHandler, comet.plugins) if p.name == "mm-broker-ingest"]
+handler(xml_document(sys.stdin.buffer.read()))
+"""
+
+
+def test_comet_handler_plugin_ingests(fresh_db: config.Settings, data_dir: Path,
+                                      tmp_path: Path) -> None:
+    """The plugin of ``twistd comet --mm-broker-ingest``, found by Twisted's plugin
+    discovery as Comet finds it (its folder on PYTHONPATH), stores a real VOEvent."""
+    # A copy, so that Twisted's dropin.cache is written under tmp_path, not the repo.
+    (tmp_path / "comet/plugins").mkdir(parents=True)
+    shutil.copy(PLUGIN / "mm_broker_ingest.py", tmp_path / "comet/plugins")
+    env = {**os.environ, "MM_POSTGRES__DATABASE": str(fresh_db.get("postgres.database")),
+           "PYTHONPATH": os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")])}
+    payload = (data_dir / NOTICES[0]).read_bytes()
+    done = subprocess.run([sys.executable, "-c", _RUN_PLUGIN], input=payload, env=env,
+                          capture_output=True, timeout=120)
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    engine = engine_for(fresh_db)
+    try:
+        with engine.connect() as conn:
+            row = conn.execute(select(raw_journal)).one()
+            n_notices = conn.execute(select(func.count()).select_from(notices)).scalar_one()
+    finally:
+        engine.dispose()
+    assert row.payload == payload and row.source == "vtp"
+    assert row.status == "stored", (row.status, row.reason)
+    assert row.topic.startswith("ivo://nasa.gsfc.gcn/Fermi#GBM_Fin_Pos")
+    assert n_notices == 1

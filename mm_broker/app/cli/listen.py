@@ -1,4 +1,9 @@
-"""``mm-broker listen gcn|vtp|dir``: the notice daemons, in the foreground."""
+"""``mm-broker listen gcn|vtp|dir``: the notice daemons, in the foreground.
+
+This command wires a transport of :mod:`listeners` to the ingest path: it processes
+the journal rows a crash left ``received`` (:func:`~mm_broker.app.listen_wiring.recover`),
+then runs the transport with the handler of :mod:`mm_broker.app.listen_wiring`.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ from pathlib import Path
 from listeners import directory, gcn, vtp
 from listeners.daemon import Stopper
 from mm_broker.app.ingest import Limits
+from mm_broker.app.listen_wiring import file_handler, ingest_handler, recover
 from mm_broker.core.config import Settings
 from mm_broker.core.db.migrate import engine_for
 
@@ -27,23 +33,28 @@ def parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     """Run one listener until SIGTERM/SIGINT."""
-    if args.transport == "vtp":
-        if not args.remote:
-            print("mm-broker listen vtp: --remote HOST:PORT is required", file=sys.stderr)
-            return 2
-        vtp.run(settings, args.remote)
-        return 0
+    if args.transport == "vtp" and not args.remote:
+        print("mm-broker listen vtp: --remote HOST:PORT is required", file=sys.stderr)
+        return 2
     if args.transport == "dir" and not args.path:
         print("mm-broker listen dir: PATH is required", file=sys.stderr)
         return 2
     engine = engine_for(settings)
-    stopper = Stopper()
+    limits = Limits.from_settings(settings)
     try:
+        # Payloads journaled but not processed before a crash, before anything new.
+        recover(engine, limits, args.transport)
+        if args.transport == "vtp":
+            # twistd runs until SIGTERM and handles the signal itself.
+            vtp.run(settings, args.remote, ingest_handler(engine, limits))
+            return 0
+        stopper = Stopper()
         if args.transport == "gcn":
-            n = gcn.run(settings, engine, stopper, topics=args.topic or None)
+            n = gcn.run(settings, ingest_handler(engine, limits), stopper,
+                        topics=args.topic or None)
         else:
-            n = directory.watch(engine, Path(args.path), Limits.from_settings(settings),
-                                stopper, float(settings.get("listen.dir_poll_s")),
+            n = directory.watch(Path(args.path), file_handler(engine, limits), stopper,
+                                float(settings.get("listen.dir_poll_s")),
                                 (float(settings.get("listen.backoff_initial_s")),
                                  float(settings.get("listen.backoff_max_s"))))
     finally:

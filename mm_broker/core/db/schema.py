@@ -13,6 +13,8 @@ The tables are created and changed only by the Alembic migrations in
   one ``int8range`` per row with a GiST index (the healpix-alchemy model).
 * ``region_tiles`` — tiles with their credible level and probability density.
 * ``associations`` — what the streaming service published, keyed so nothing doubles.
+* ``retractions`` — one retraction record per retracted event, the same outbox.
+* ``voevents`` — every VOEvent we broadcast (numbering, citations, the portal).
 """
 
 from __future__ import annotations
@@ -147,4 +149,30 @@ associations = Table(
                      name="uq_associations_key"),
     Index("ix_associations_event", "event_id", "region_version"),
     Index("ix_associations_unpublished", "id", postgresql_where=text("published_at IS NULL")),
+)
+
+
+retractions = Table(
+    "retractions", metadata,
+    Column("event_id", Text, primary_key=True),
+    Column("notice_version", BigInteger, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("record", JSONB, nullable=False, comment="the published retraction record"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True,
+           comment="Kafka confirmed delivery; NULL: inserted, publication not confirmed"),
+)
+
+voevents = Table(
+    "voevents", metadata,
+    Column("ivorn", Text, primary_key=True),
+    Column("event_id", Text, nullable=False),
+    Column("region_version", Integer, nullable=True),
+    Column("kind", String(16), nullable=False, comment="counterpart | retraction"),
+    Column("authored", DateTime(timezone=True), nullable=False),
+    Column("xml", LargeBinary, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("sent_at", DateTime(timezone=True), nullable=True,
+           comment="Comet acknowledged it; NULL: stored, broadcast not confirmed"),
+    Index("ix_voevents_event", "event_id", "created_at"),
 )
