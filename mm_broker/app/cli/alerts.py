@@ -10,6 +10,7 @@ import sys
 
 from fink_core import compact, runner, simulator
 from mm_broker.core.config import Settings
+from mm_broker.core.kafka import client_config as kafka_client_config
 
 
 def parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
@@ -39,7 +40,8 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
     if args.action == "send":
         topic = args.topic or str(settings.get("alerts.topics")[0])
         report = simulator.send(args.paths, topic, str(settings.get("kafka.bootstrap")),
-                                rate=args.rate, repeat=args.repeat)
+                                rate=args.rate, repeat=args.repeat,
+                                extra_config=kafka_client_config(settings))
         print(json.dumps({"topic": topic, "sent": report.sent, "delivered": report.delivered,
                           "failed": report.failed, "seconds": round(report.seconds, 3),
                           "rate_per_s": round(report.rate, 1)}))
