@@ -28,6 +28,7 @@ from mm_broker.app.services.process import (
 )
 from mm_broker.core import jars
 from mm_broker.core.config import Settings
+from mm_broker.core.kafka import log_config
 
 LOG4J2 = """\
 status = warn
@@ -146,7 +147,9 @@ class Kafka:
     def _answers(self) -> bool:
         if not port_open("127.0.0.1", self.port):
             return False
-        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.port}"})
+        # The local broker is plaintext; librdkafka's log through Python logging.
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{self.port}",
+                             **log_config(self.settings)})
         try:
             meta = admin.list_topics(timeout=2)
         except Exception:  # noqa: BLE001 - KafkaException while the broker starts
