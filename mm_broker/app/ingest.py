@@ -30,6 +30,7 @@ from sqlalchemy import Connection, Engine, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError
 
+import skymaps
 from listeners.parsers import NoticeError, parse
 from mm_broker.core.config import Settings
 from mm_broker.core.db.schema import notices, raw_journal
@@ -122,8 +123,6 @@ def journal(conn: Connection, payload: bytes, source: str, topic: str | None,
 
 
 def _region(notice: Notice, limits: Limits) -> Region:
-    import skymaps
-
     assert notice.localisation is not None
     return skymaps.region_for(notice.localisation, max_bytes=limits.skymaps.max_bytes,
                               max_tiles=limits.skymaps.max_tiles)

@@ -7,7 +7,13 @@ from pathlib import Path
 
 from sqlalchemy import select
 
+from listeners.parsers import parse
 from mm_broker.core.config import Settings
+from mm_broker.core.db.migrate import engine_for
+from mm_broker.core.db.schema import associations, events, notices, raw_journal, regions
+from mm_broker.core.models import SkyMap
+from mm_broker.core.repository import load_region
+from publishers.plot import plot_event, region_info
 
 
 class PlotError(LookupError):
@@ -16,13 +22,6 @@ class PlotError(LookupError):
 
 def plot(settings: Settings, event_id: str, out: Path) -> int:
     """Draw the event; return the number of candidates drawn."""
-    from listeners.parsers import parse
-    from mm_broker.core.db.migrate import engine_for
-    from mm_broker.core.db.schema import associations, events, notices, raw_journal, regions
-    from mm_broker.core.models import SkyMap
-    from mm_broker.core.repository import load_region
-    from publishers.plot import plot_event, region_info
-
     db = engine_for(settings)
     try:
         with db.connect() as conn:
