@@ -196,14 +196,16 @@ def test_publisher_end_to_end(running: config.Settings, subscriber: Path, data_d
             assert _received(subscriber, d.ivorn.encode()), d.ivorn
         topics = Topics(prefix)
         bootstrap = str(running.get("kafka.bootstrap"))
+        kafka = pub.producer.config.kafka
         assert not list(cons.read(topics.counterparts("GRB", "observation"), bootstrap,
-                                  timeout=10))
+                                  timeout=10, client_config=kafka))
         items = list(cons.read(topics.counterparts("GRB", "test"), bootstrap, event=eid,
-                               timeout=15))
+                               timeout=15, client_config=kafka))
         statuses = collections.Counter((i.record["region_version"], i.record["status"])
                                        for i in items)
         assert statuses == {(1, "candidate"): 3, (1, "withdrawn"): 3, (2, "candidate"): 3}
-        [retr] = list(cons.read(topics.retractions("test"), bootstrap, event=eid, timeout=15))
+        [retr] = list(cons.read(topics.retractions("test"), bootstrap, event=eid, timeout=15,
+                                client_config=kafka))
         assert retr.record["withdrawn_alert_ids"] == retraction["withdrawn_alert_ids"]
     finally:
         delete_topics(pub.producer.config, Topics(prefix).all())

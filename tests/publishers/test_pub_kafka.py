@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, ConfigResource
 from pub_records import real_counterparts, record
 
@@ -45,7 +46,7 @@ def _bootstrap(conf: PublishConfig) -> str:
 
 
 def _read(conf: PublishConfig, topic: str, **kw) -> list[cons.Consumed]:
-    return list(cons.read(topic, _bootstrap(conf), timeout=15, **kw))
+    return list(cons.read(topic, _bootstrap(conf), timeout=15, client_config=conf.kafka, **kw))
 
 
 def test_topics_are_created_with_configured_partitions_and_retention(
@@ -209,10 +210,8 @@ def test_consume_formats_filters_and_cli(pconf: PublishConfig, producer: Counter
 
 
 def test_consume_names_an_undecodable_message(pconf: PublishConfig) -> None:
-    from confluent_kafka import Producer
-
     topic = f"{pconf.topic_prefix}.garbage"
-    p = Producer({"bootstrap.servers": _bootstrap(pconf)})
+    p = Producer(dict(pconf.kafka))
     p.produce(topic, key=b"k", value=b"\x00\x01", headers=[("schema", b"mm_broker.counterpart/9")])
     p.produce(topic, key=b"k2", value=b"\x00\x01")
     assert p.flush(30) == 0

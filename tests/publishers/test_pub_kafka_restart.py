@@ -59,7 +59,7 @@ def test_broker_restart_mid_stream_loses_and_doubles_nothing(running: config.Set
         producer.close(30)
     try:
         items = list(cons.read(topic, str(conf.kafka["bootstrap.servers"]), event=eid,
-                               timeout=30))
+                               timeout=30, client_config=conf.kafka))
         keys = Counter(i.key for i in items)
         assert len(items) == 1000, f"{len(items)} messages for 1000 records"
         assert max(keys.values()) == 1, "a record was written twice"

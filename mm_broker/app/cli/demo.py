@@ -16,4 +16,4 @@ def parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace, settings: Settings) -> int:
     """Run the demo."""
-    return demo.main(settings, n_alerts=args.n_alerts)
+    return demo.main(settings, n_alerts=args.n_alerts, verbose=args.verbose)
