@@ -8,7 +8,8 @@ subclass, never a bare ``ValueError``/``KeyError``/``TypeError``:
   surrogates, and a bounded nesting depth;
 * typed getters (:func:`req_str`, :func:`opt_number`, ...) that name the missing
   or mistyped key;
-* :func:`check_ra_dec`, :func:`check_radius` — coordinate validation;
+* :func:`check_radius` — error radius validation (positions:
+  :func:`mm_broker.core.position.check_position`);
 * :func:`parse_time` — ISO 8601 to a timezone-aware UTC :class:`~datetime.datetime`;
 * :func:`decode_fits_base64` — a base64 sky map to FITS bytes;
 * :func:`schema_path` — a GCN ``$schema`` URL to its version-independent path.
@@ -16,7 +17,7 @@ subclass, never a bare ``ValueError``/``KeyError``/``TypeError``:
 Examples
 --------
 >>> doc = load_json(b'{"ra": 120.0, "dec": -5.5, "trigger_time": "2024-03-01T21:46:05.13Z"}')
->>> check_ra_dec(req_number(doc, "ra"), req_number(doc, "dec"))
+>>> req_number(doc, "ra"), req_number(doc, "dec")
 (120.0, -5.5)
 >>> parse_time(doc["trigger_time"], "trigger_time").isoformat()
 '2024-03-01T21:46:05.130000+00:00'
@@ -378,24 +379,6 @@ def id_list(doc: Mapping[str, Any], key: str, ctx: str = "") -> list[str] | None
 # --------------------------------------------------------------------------- #
 # Coordinates
 # --------------------------------------------------------------------------- #
-
-
-def check_ra_dec(ra: float, dec: float, ctx: str = "") -> tuple[float, float]:
-    """Validate an ICRS position in degrees and return it (RA 360 becomes 0).
-
-    Raises
-    ------
-    BadCoordinates
-        NaN or infinite values, RA outside [0, 360], Dec outside [-90, 90].
-    """
-    where = f"{ctx}: " if ctx else ""
-    if not (math.isfinite(ra) and math.isfinite(dec)):
-        raise BadCoordinates(f"{where}non-finite position ra={ra!r}, dec={dec!r}")
-    if not -90.0 <= dec <= 90.0:
-        raise BadCoordinates(f"{where}dec = {dec:g} deg is outside [-90, 90]")
-    if not 0.0 <= ra <= 360.0:
-        raise BadCoordinates(f"{where}ra = {ra:g} deg is outside [0, 360]")
-    return (ra % 360.0, dec)
 
 
 def check_radius(radius: float, key: str = "ra_dec_error") -> float:

@@ -65,7 +65,6 @@ from listeners.parsers.json_common import (
     JSONObject,
     as_number,
     check_probability,
-    check_ra_dec,
     check_radius,
     decode_fits_base64,
     doc_schema_path,
@@ -93,6 +92,7 @@ from mm_broker.core.models import (
     Role,
     SkyMap,
 )
+from mm_broker.core.position import check_position
 
 #: ``alert_tense`` (core/Alert.schema.json) -> role.
 TENSE_ROLE: dict[str, Role] = {
@@ -432,7 +432,7 @@ def box_from_corners(
     for i, corner in enumerate(corners):
         if not isinstance(corner, list) or len(corner) != 2:
             raise SchemaError(f"{key}[{i}] must be an [ra, dec] pair")
-        c_ra, c_dec = check_ra_dec(
+        c_ra, c_dec = check_position(
             as_number(corner[0], f"{key}[{i}][0]"), as_number(corner[1], f"{key}[{i}][1]"), key
         )
         d_ra.append((c_ra - ra + 180.0) % 360.0 - 180.0)
@@ -464,7 +464,7 @@ def localisation(doc: Mapping[str, Any], spec: MissionSpec, ctx: str = "") -> Lo
         given, other = ("ra", "dec") if has(doc, "ra") else ("dec", "ra")
         raise SchemaError(f"{given!r} given without {other!r}")
     if has(doc, "ra"):
-        ra, dec = check_ra_dec(req_number(doc, "ra", ctx), req_number(doc, "dec", ctx), ctx)
+        ra, dec = check_position(req_number(doc, "ra", ctx), req_number(doc, "dec", ctx), ctx)
         containment = _containment(doc, spec, ctx)
         if has(doc, "ra_dec_error"):
             systematic_deg, convention = _systematic(doc, spec, ctx)

@@ -45,7 +45,6 @@ from listeners.parsers.json_common import (
     JSONObject,
     as_number,
     check_probability,
-    check_ra_dec,
     check_radius,
     has,
     id_list,
@@ -67,6 +66,7 @@ from listeners.parsers.json_gcn_unified import (
 )
 from mm_broker.core.errors import NoPosition, SchemaError
 from mm_broker.core.models import Box, Circle, Localisation, Messenger, Notice, Role
+from mm_broker.core.position import check_position
 
 #: Gold and bronze track alerts (and cascades, which share the single-neutrino schema).
 GOLD_BRONZE = MissionSpec(
@@ -134,7 +134,7 @@ def icecube_localisation(doc: Mapping[str, Any], spec: MissionSpec) -> Localisat
     ra_unc = _numbers(doc, "ra_uncertainty")
     if ra_unc is None or has(doc, "ra_dec_error"):
         return localisation(doc, spec)
-    ra, dec = check_ra_dec(req_number(doc, "ra"), req_number(doc, "dec"))
+    ra, dec = check_position(req_number(doc, "ra"), req_number(doc, "dec"))
     given = opt_number(doc, "containment_probability")
     containment = (
         spec.containment_default

@@ -11,7 +11,8 @@ Localisation rules (:func:`circle_from_position`), in order
 2. No ``Position2D`` (or no C1/C2) in ``WhereWhen`` -> :class:`NoPosition`.
 3. Units other than degrees, or a frame other than FK5/ICRS -> :class:`SchemaError`.
 4. RA or Dec not a number, NaN or infinite, Dec outside [-90, 90], RA outside
-   [0, 360] -> :class:`BadCoordinates`.  RA 360 is folded to 0.
+   [0, 360] -> :class:`BadCoordinates` (the one rule of
+   :func:`mm_broker.core.position.check_position`).  RA 360 is folded to 0.
 5. No ``Error2Radius`` -> :class:`NoPosition`.
 6. A radius the mission uses to say "no error" (its table of sentinel radii, e.g. SVOM
    GRM's -1) -> :class:`NoPosition` naming the convention.
@@ -48,6 +49,7 @@ from mm_broker.core.errors import (
     UnsupportedNoticeType,
 )
 from mm_broker.core.models import Circle, Localisation, Messenger, Notice, Role
+from mm_broker.core.position import check_position
 
 __all__ = [
     "ONE_SIGMA",
@@ -58,7 +60,6 @@ __all__ = [
     "gcn_event_id",
     "gcn_stage_version",
     "PacketSpec",
-    "check_sky_position",
     "circle_from_position",
     "citation_extra",
     "gcn_packet_type",
@@ -248,23 +249,6 @@ def _number(value: float | None, what: str, context: str) -> float | None:
     return value
 
 
-def check_sky_position(ra: float, dec: float, context: str) -> float:
-    """Validate an ICRS position in degrees; return RA folded into [0, 360).
-
-    Raises
-    ------
-    BadCoordinates
-        NaN/infinite values, Dec outside [-90, 90] or RA outside [0, 360].
-    """
-    if not math.isfinite(ra) or not math.isfinite(dec):
-        raise BadCoordinates(f"{context}: RA={ra} Dec={dec} is not finite")
-    if not -90.0 <= dec <= 90.0:
-        raise BadCoordinates(f"{context}: Dec {dec} deg outside [-90, 90]")
-    if not 0.0 <= ra <= 360.0:
-        raise BadCoordinates(f"{context}: RA {ra} deg outside [0, 360]")
-    return ra % 360.0
-
-
 def circle_from_position(
     event: VOEvent,
     spec: PacketSpec,
@@ -309,7 +293,7 @@ def circle_from_position(
         parts = position.coord_system.upper().split("-")
         if len(parts) < 2 or parts[1] not in _FRAMES:
             raise SchemaError(f"{context}: coordinate system {position.coord_system} not supported")
-    ra = check_sky_position(position.ra, position.dec, context)
+    ra, _ = check_position(position.ra, position.dec, context)
     radius = _number(position.error_radius, "Error2Radius", context)
     if radius is None:
         raise NoPosition(f"{context}: no Error2Radius at RA={position.ra} Dec={position.dec}")

@@ -282,17 +282,20 @@ def test_reference_file_parses(gnd_pos: bytes) -> None:
 
 
 def test_nan_ra(gnd_pos: bytes) -> None:
-    with pytest.raises(BadCoordinates, match=r"Fermi-GBM:792220053 FERMI_GBM_GND_POS: RA=nan"):
+    with pytest.raises(BadCoordinates,
+                       match=r"Fermi-GBM:792220053 FERMI_GBM_GND_POS: non-finite position ra=nan"):
         parse_voevent(_replace(gnd_pos, RA, b"<C1>NaN</C1>"))
 
 
 def test_dec_95(gnd_pos: bytes) -> None:
-    with pytest.raises(BadCoordinates, match=r"Dec 95\.0 deg outside \[-90, 90\]"):
+    with pytest.raises(BadCoordinates,
+                       match=r"FERMI_GBM_GND_POS: dec = 95 deg is outside \[-90, 90\]"):
         parse_voevent(_replace(gnd_pos, DEC, b"<C2>95.0</C2>"))
 
 
 def test_ra_out_of_range(gnd_pos: bytes) -> None:
-    with pytest.raises(BadCoordinates, match=r"RA 400\.0 deg outside \[0, 360\]"):
+    with pytest.raises(BadCoordinates,
+                       match=r"FERMI_GBM_GND_POS: ra = 400 deg is outside \[0, 360\]"):
         parse_voevent(_replace(gnd_pos, RA, b"<C1>400.0</C1>"))
 
 

@@ -12,7 +12,6 @@ import pytest
 from listeners.parsers import json_common
 from listeners.parsers.json_common import (
     DEFAULT_MAX_BYTES,
-    check_ra_dec,
     check_radius,
     decode_fits_base64,
     load_json,
@@ -29,6 +28,7 @@ from mm_broker.core.errors import (
     SchemaError,
     UnsupportedNoticeType,
 )
+from mm_broker.core.position import check_position
 
 pytestmark = pytest.mark.filterwarnings("error")
 
@@ -121,9 +121,9 @@ def test_dec_95(read_notice: Callable[[str], bytes]) -> None:
 def test_ra_nan() -> None:
     """JSON cannot carry NaN (refused at load); a NaN that reaches the check is refused too."""
     with pytest.raises(BadCoordinates, match=r"non-finite position ra=nan"):
-        check_ra_dec(math.nan, 10.0)
+        check_position(math.nan, 10.0)
     with pytest.raises(BadCoordinates, match=r"non-finite position"):
-        check_ra_dec(10.0, math.inf)
+        check_position(10.0, math.inf)
 
 
 def test_negative_radius(read_notice: Callable[[str], bytes]) -> None:
@@ -143,7 +143,7 @@ def test_zero_radius_is_no_position(read_notice: Callable[[str], bytes]) -> None
     [(0.0, -90.0, (0.0, -90.0)), (360.0, 90.0, (0.0, 90.0)), (359.999, 0.0, (359.999, 0.0))],
 )
 def test_coordinate_edges(ra: float, dec: float, expected: tuple[float, float]) -> None:
-    assert check_ra_dec(ra, dec) == expected
+    assert check_position(ra, dec) == expected
 
 
 @pytest.mark.parametrize(
@@ -156,7 +156,7 @@ def test_coordinate_edges(ra: float, dec: float, expected: tuple[float, float]) 
 )
 def test_coordinates_out_of_range(ra: float, dec: float, message: str) -> None:
     with pytest.raises(BadCoordinates, match=message):
-        check_ra_dec(ra, dec)
+        check_position(ra, dec)
 
 
 def test_radius_checks() -> None:
