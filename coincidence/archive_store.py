@@ -3,11 +3,12 @@
 Late notices must be matched against alerts seen before they arrived, including
 alerts archived before the streaming job last restarted. This store answers
 :meth:`query` from the enriched archive (``<archive>/enriched/night=…/hpx1=…``),
-reading only the partitions of the nights the window spans and the coarse HEALPix
-cells the region touches, and only the columns the engine needs; the exact
-order-29 range test and the time test are then numpy. Alerts of the current
-session are also kept in memory (the archive query may lag the stream by one
-micro-batch), and the two answers are merged by ``alert_id``. With a
+reading only its committed, complete files
+(:func:`fink_core.archive_files.archive_dataset`), only the partitions of the nights
+the window spans and the coarse HEALPix cells the region touches, and only the
+columns the engine needs; the exact order-29 range test and the time test are then
+numpy. Alerts of the current session are also kept in memory (the archive query may
+lag the stream by one micro-batch), and the two answers are merged by ``alert_id``. With a
 ``memory_horizon_s``, alerts older than that (before the newest alert added) leave
 the memory: they are still answered from the archive, and memory stays bounded on
 an endless stream.
@@ -21,9 +22,12 @@ from urllib.parse import urlparse
 
 import numpy as np
 import numpy.typing as npt
+import pyarrow as pa
+import pyarrow.dataset as ds
 
 from coincidence.alerts import AlertBatch, InMemoryAlertStore
 from coincidence.index import expand_counts
+from fink_core.archive_files import archive_dataset
 from fink_core.context import survey_first_detection_jd
 from fink_core.pipeline import PARTITION_ORDER
 
@@ -89,8 +93,6 @@ class ArchiveAlertStore:
 
     def _archived(self, start_ns: int, end_ns: int,
                   bounds: npt.NDArray[np.generic]) -> AlertBatch:
-        import pyarrow.dataset as ds
-
         if len(bounds) == 0 or not self.root.is_dir():
             return AlertBatch.empty()
         lo = bounds[:, 0].astype(np.int64)
@@ -105,11 +107,14 @@ class ArchiveAlertStore:
         while day <= datetime.fromtimestamp(end_ns / 1e9, UTC).date():
             nights.append(day.strftime("%Y%m%d"))
             day += timedelta(days=1)
-        import pyarrow as pa
-
         partitioning = ds.partitioning(
             pa.schema([("night", pa.string()), ("hpx1", pa.int32())]), flavor="hive")
-        dataset = ds.dataset(str(self.root), format="parquet", partitioning=partitioning)
+        # Only complete, committed files: never a file being written (hidden temporary
+        # names), never the stray files of a Spark file-sink batch interrupted before
+        # its commit (see fink_core.archive_files).
+        dataset = archive_dataset(self.root, partitioning)
+        if dataset is None:
+            return AlertBatch.empty()
         names = set(dataset.schema.names)
         columns = [c for c in _COLUMNS if c in names]
         expr = ds.field("night").isin(nights) & ds.field("hpx1").isin(sorted(cells))

@@ -38,16 +38,21 @@ null for old files), Spark needs ``mergeSchema`` to see them.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import unquote, urlparse
 
 import healpy as hp
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.dataset as ds
+import pyarrow.fs as pafs
 
 from fink_core import model
-from fink_core.annotate import annotate, output_schema
+from fink_core.annotate import annotate, output_schema, rule_versions
+from fink_core.archive_files import TEMPORARY_PREFIX
 from fink_core.catalogues import Catalogue, catalogue_keys
 from fink_core.catalogues import provenance as catalogue_provenance
 from fink_core.decode import META_KEY, concat_frames, decode_avro, flatten
@@ -80,7 +85,7 @@ def enriched_arrow_schema(keys: Sequence[str]) -> pa.Schema:
 
 def spark_schema(keys: Sequence[str]) -> Any:
     """Spark StructType of the enriched rows (for ``mapInPandas``)."""
-    from pyspark.sql.pandas.types import from_arrow_schema
+    from pyspark.sql.pandas.types import from_arrow_schema  # pyspark is heavy: lazy
 
     return from_arrow_schema(enriched_arrow_schema(keys))
 
@@ -104,7 +109,8 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
         Provenance of the run, written on every row (``prov_*`` columns). The
         pipeline (:func:`enrich_batches`) always passes the run's own; when omitted
         (direct calls: tests, fuzzing) it is :meth:`Provenance.default_config`: this
-        version, the hash of the *default* configuration and ``catalogues``.
+        version, the hash of the *default* configuration, ``catalogues`` and the rule
+        sets applied here (:func:`fink_core.annotate.rule_versions`).
 
     Returns
     -------
@@ -113,7 +119,7 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
         ``decode_error``), in the columns of :func:`enriched_arrow_schema`.
     """
     if provenance is None:
-        provenance = Provenance.default_config(catalogues)
+        provenance = Provenance.default_config(catalogues, rule_versions())
     n = len(values)
     topics = list(topics) if topics is not None else [None] * n
     partitions = list(partitions) if partitions is not None else [None] * n
@@ -237,7 +243,7 @@ def _check_provenance(provenance: Provenance, catalogues: Sequence[Catalogue]) -
 
 def raw_stream(kafka_df: DataFrame) -> DataFrame:
     """Kafka DataFrame → raw archive rows (bytes kept as received)."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # pyspark is heavy: imported only when Spark is used
 
     return kafka_df.select("key", "value", "topic", "partition", "offset", "timestamp",
                            F.date_format(F.col("timestamp"), "yyyyMMdd").alias("night"))
@@ -250,11 +256,30 @@ def write_enriched_batch(frame: pd.DataFrame, archive_uri: str, batch_id: int,
     File names are derived from the batch id (``batch-<id>-<n>.parquet``): when Spark
     replays a micro-batch after a crash, the same files are written again and replace
     the first attempt, so every alert is in the archive once.
+
+    Readers never see a file being written: each file is written under a hidden
+    temporary name (``.tmp-batch-<id>-<token>-<n>.parquet``, skipped by pyarrow's and
+    Spark's readers, see :mod:`fink_core.archive_files`) and renamed into place once
+    complete (an atomic rename on a local or mounted file system, replacing the
+    previous attempt's file). Temporary files of an earlier attempt at the same batch
+    (the process died while writing) are removed.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Enriched rows (:func:`enriched_stream`, with the provenance columns).
+    archive_uri : str
+        Archive root (``file://`` URI or a path pyarrow's file systems know).
+    batch_id : int
+        Spark's micro-batch id.
+    keys : sequence of str
+        Catalogue keys (the columns of :func:`enriched_arrow_schema`).
+
+    Returns
+    -------
+    int
+        Rows written.
     """
-    from urllib.parse import urlparse
-
-    import pyarrow.dataset as ds
-
     if len(frame) == 0:
         return 0
     missing = [c for c in PROVENANCE_COLUMNS if c not in frame.columns]
@@ -262,13 +287,28 @@ def write_enriched_batch(frame: pd.DataFrame, archive_uri: str, batch_id: int,
         raise ValueError(f"enriched batch without provenance columns {missing}: build it "
                          "with enriched_stream(..., provenance)")
     parsed = urlparse(archive_uri)
-    base = parsed.path if parsed.scheme == "file" else archive_uri
+    if parsed.scheme in ("", "file"):
+        fs: pafs.FileSystem = pafs.LocalFileSystem()
+        base = unquote(parsed.path) if parsed.scheme == "file" else archive_uri
+    else:
+        fs, base = pafs.FileSystem.from_uri(archive_uri)
     table = pa.Table.from_pandas(frame, schema=enriched_arrow_schema(keys),
                                  preserve_index=False)
-    ds.write_dataset(table, f"{base}/enriched", format="parquet",
+    prefix = f"{TEMPORARY_PREFIX}batch-{batch_id}-"
+    token = uuid.uuid4().hex[:12]
+    written: list[str] = []
+    ds.write_dataset(table, f"{base}/enriched", format="parquet", filesystem=fs,
                      partitioning=["night", "hpx1"], partitioning_flavor="hive",
-                     basename_template=f"batch-{batch_id}-{{i}}.parquet",
-                     existing_data_behavior="overwrite_or_ignore")
+                     basename_template=f"{prefix}{token}-{{i}}.parquet",
+                     existing_data_behavior="overwrite_or_ignore",
+                     file_visitor=lambda f: written.append(f.path))
+    for tmp in written:
+        folder, name = tmp.rsplit("/", 1)
+        fs.move(tmp, f"{folder}/batch-{batch_id}-{name[len(prefix) + len(token) + 1:]}")
+    for folder in {tmp.rsplit("/", 1)[0] for tmp in written}:
+        for stale in fs.get_file_info(pafs.FileSelector(folder)):
+            if stale.base_name.startswith(prefix):
+                fs.delete_file(stale.path)
     return len(frame)
 
 
@@ -305,7 +345,7 @@ def batch_files(spark: SparkSession, paths: Sequence[str],
     """The same enrichment in batch over Avro files (replay and reprocessing), rows
     stamped with ``provenance``."""
     _check_provenance(provenance, catalogues)
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # pyspark is heavy: imported only when Spark is used
 
     files = (spark.read.format("binaryFile").option("pathGlobFilter", "*.avro")
              .option("recursiveFileLookup", "true").load(list(paths)))

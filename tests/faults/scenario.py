@@ -91,27 +91,31 @@ def store(settings: config.Settings, planted: Planted) -> Planted:
 
 
 def archived_ids(archive: Path) -> Counter[str]:
-    """alert_id → rows in the enriched archive (decode errors left out)."""
-    import pyarrow.dataset as ds
+    """alert_id → rows in the enriched archive (decode errors left out), read as the
+    product reads it: complete, committed files only (files being written have hidden
+    temporary names, see :mod:`fink_core.archive_files`)."""
+    from fink_core.archive_files import read_archive
 
-    folder = archive / "enriched"
-    if not folder.exists():
+    table = read_archive(archive / "enriched", columns=["alert_id", "decode_error"])
+    if table is None:
         return Counter()
-    table = ds.dataset(str(folder), format="parquet", partitioning="hive",
-                       ).to_table(columns=["alert_id", "decode_error"])
     frame = table.to_pandas()
     return Counter(frame.loc[frame["decode_error"].isna(), "alert_id"].astype(str))
 
 
 def raw_offsets(archive: Path) -> Counter[tuple[int, int]]:
-    """(partition, offset) → rows in the raw archive."""
-    import pyarrow.dataset as ds
+    """(partition, offset) → rows in the raw archive, read as Spark reads it: the files
+    its file sink committed in ``_spark_metadata`` (a glob would also read the stray
+    files of a micro-batch the SIGKILL interrupted before its commit, which the
+    restart wrote again under other names)."""
+    from fink_core.archive_files import committed_files, read_archive
 
-    folder = archive / "raw"
-    if not folder.exists():
+    assert committed_files(archive / "raw") is not None or not (archive / "raw").exists(), \
+        "the raw archive is written by Spark's file sink: it must have _spark_metadata"
+    table = read_archive(archive / "raw", columns=["partition", "offset"])
+    if table is None:
         return Counter()
-    frame = ds.dataset(str(folder), format="parquet", partitioning="hive",
-                       ).to_table(columns=["partition", "offset"]).to_pandas()
+    frame = table.to_pandas()
     return Counter(zip(frame["partition"].astype(int), frame["offset"].astype(int),
                        strict=True))
 
