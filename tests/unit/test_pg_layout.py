@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -153,10 +154,13 @@ def test_record_then_forget_leaves_no_pointer(open_tmp: Path) -> None:
 
 def test_home_name_is_a_safe_file_name() -> None:
     name = pg_layout.home_name(Path("/root/my clone;rm -rf/.mm"))
-    assert name.startswith("my_clone_rm_-rf-")
+    assert name.startswith("my_clone_rm_-rf_mm-")
     assert len(name.rsplit("-", 1)[1]) == 16
     assert "/" not in name and " " not in name
-    assert pg_layout.home_name(Path("/.mm")).startswith("root-")
+    assert pg_layout.home_name(Path("/root/mm/.mm")).startswith("mm-")
+    assert pg_layout.home_name(Path("/root/mm/.mm/faults-4")).startswith("mm_faults-4-")
+    assert pg_layout.home_name(Path("/")).startswith("root-")
+    assert not pg_layout.home_name(Path("/root/.mm/x")).startswith(".")
 
 
 def test_sweep_removes_only_stopped_clusters_of_vanished_state_dirs(open_tmp: Path) -> None:
@@ -184,6 +188,9 @@ def test_sweep_removes_only_stopped_clusters_of_vanished_state_dirs(open_tmp: Pa
                                str(live.datadir)])
     try:
         (live.datadir / "postmaster.pid").write_text(f"{server.pid}\n{live.datadir}\n")
+        deadline = time.monotonic() + 20
+        while not pg_layout.server_alive(live) and time.monotonic() < deadline:
+            time.sleep(0.05)  # until the child has exec-ed its command line
         assert pg_layout.server_alive(live)
         assert {p.name for p in server_home.iterdir() if pg_layout.is_orphan(p)} == {
             gone.home.name, recreated.home.name, live.home.name}

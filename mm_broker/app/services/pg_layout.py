@@ -143,9 +143,16 @@ def home_name(state_dir: Path) -> str:
     Returns
     -------
     str
-        ``<name of the state directory's parent>-<16 hex digits of its path's SHA-256>``.
+        ``<label>-<16 hex digits of its path's SHA-256>``, the label made of the names
+        of the state directory and of its parent, without leading dots and repeats
+        (``/root/mm/.mm`` → ``mm``, ``/root/mm/.mm/faults-4`` → ``mm_faults-4``).
     """
-    label = re.sub(r"[^A-Za-z0-9_.-]", "_", state_dir.parent.name or "root")[:40]
+    words: list[str] = []
+    for word in (state_dir.parent.name, state_dir.name):
+        word = re.sub(r"[^A-Za-z0-9_.-]", "_", word).strip(".")
+        if word and word not in words:
+            words.append(word)
+    label = "_".join(words)[:40] or "root"
     digest = hashlib.sha256(str(state_dir).encode()).hexdigest()[:16]
     return f"{label}-{digest}"
 

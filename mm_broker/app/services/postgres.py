@@ -142,7 +142,6 @@ class Postgres:
         state_dir = self.settings.state_dir
         if layout.relocated:
             if not (state_dir / pg_layout.POINTER).is_symlink():
-                pg_layout.sweep_orphans(self.server_home)
                 if layout.home.exists():
                     # Left by a deleted state directory at this same path: a new state
                     # directory starts with a new, empty cluster.
@@ -189,6 +188,8 @@ class Postgres:
         bindir = ensure_binaries()
         user = str(self.settings.get("postgres.user"))
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
+        if os.geteuid() == 0:
+            pg_layout.sweep_orphans(self.server_home)
         layout = self.layout
         self._prepare(layout)
         if not (layout.datadir / "PG_VERSION").exists():
