@@ -4,7 +4,9 @@ Rewritten copies of a real ZTF alert at a fixed rate into Kafka → ``mm-broker 
 (a subprocess on scratch resources) → the counterpart topic and VOEvents through
 Comet, against circles stored through the real ingest; throughput, lag, latency, RSS
 and CPU over time. :func:`bench_soak` documents every figure;
-``benchmarks/README.md`` summarises them.
+``benchmarks/README.md`` summarises them. The run is three steps: set-up
+(:func:`_store_regions`), the measuring loop (:func:`_drive`, sampling with
+:class:`_Sampler`), and the figures (:mod:`benchmarks.soak_figures`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import shutil
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,7 @@ from benchmarks.alert_stream import (
     pace,
 )
 from benchmarks.common import latency_figures, machine
-from benchmarks.procstat import cpu_by_role, machine_ticks, proc_usage, service_usage
+from benchmarks.procstat import machine_ticks, proc_usage, service_usage
 from benchmarks.scratch_service import (
     ScratchService,
     batch_log,
@@ -39,6 +42,7 @@ from benchmarks.scratch_service import (
     comet_subscriber,
     stop_process,
 )
+from benchmarks.soak_figures import batch_figures, window_figures
 from benchmarks.soak_sky import in_ranges, soak_sky
 from mm_broker.core.config import Settings
 from mm_broker.core.db.migrate import engine_for
@@ -124,22 +128,34 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
     ``met.rss_growth`` (< 10 %; ``None`` when the service exited, stalled, or logged an
     ``OutOfMemoryError`` or a failed query: its memory then says nothing about a
     leak), ``met.drained`` (final lag 0).
+
+    Parameters
+    ----------
+    settings : Settings
+        Configuration of the local services.
+    rate_per_min, minutes, regions, match_fraction, cutouts, warmup_s, sample_s : number
+        As described above; units and defaults in :data:`benchmarks.registry.BENCHMARKS`.
+    trigger_s, voevents, min_free_gb, drain_timeout_s, stall_timeout_s, max_offsets : number
+        Likewise.
+    seed : int
+        Seed of the sky and the positions.
+    workdir : Path, optional
+        Work folder kept afterwards (``notices/``, ``archive/``); default a temporary one.
+
+    Returns
+    -------
+    dict
+        One JSON-serialisable object of figures (``benchmarks/README.md``).
     """
     rate = rate_per_min / 60.0
     duration = minutes * 60.0
     n = int(round(rate * duration))
     regions = int(regions)
     warm = min(warmup_s, duration / 5)
-    drain = max(drain_timeout_s, duration)
     template = AlertTemplate(settings.data_dir / LATENCY_ALERT, cutouts=bool(cutouts))
-    alert_bytes = len(template.data)
     sky = soak_sky(regions, n, match_fraction, int(seed))
-    ipix = hp.ang2pix(2**29, sky["ra"], sky["dec"], nest=True, lonlat=True).astype(np.int64)
     base = 10**17 + int(uuid.uuid4().int % 10**11) * 10**6
     sent_at = np.zeros(n)
-    clk = os.sysconf("SC_CLK_TCK")
-    kafka_pid_file = settings.state_dir / "run" / "kafka.pid"
-    kafka_pid = int(kafka_pid_file.read_text().strip()) if kafka_pid_file.exists() else None
 
     def make(i: int) -> tuple[bytes, bytes]:
         candid = base + i
@@ -150,51 +166,13 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
     trigger = f"{int(round(trigger_s * 1000))} milliseconds"
     env = {"MM_ALERTS__MAX_OFFSETS_PER_TRIGGER": str(int(max_offsets))} if max_offsets else {}
     with ScratchService(settings, "soak", trigger, workdir, env) as svc:
-        notices = svc.work / "notices"
-        notices.mkdir(parents=True, exist_ok=True)
-        expected_per_alert = np.zeros(n, dtype=np.int64)
-        for k in range(regions):
-            t0 = jd_datetime(template.first_jd - (60 + 10 * k) / 86400)
-            payload = ep_notice(f"{svc.tag}{k:03d}", t0, float(sky["centre_ra"][k]),
-                                 float(sky["centre_dec"][k]), float(sky["radius"][k]))
-            (notices / f"{k:03d}.json").write_bytes(payload)
-            stored_region = svc.ingest(payload).region
-            assert stored_region is not None  # a stored circle has its region
-            expected_per_alert += in_ranges(ipix, stored_region.ranges)
+        expected_per_alert = _store_regions(svc, sky, template)
         follower = CounterpartFollower(svc.bootstrap, [svc.counterpart_topic()], sent_at,
-                                        base)
+                                       base)
         follower.start()
         subscriber = comet_subscriber(settings, svc.work, svc.tag) if voevents else None
-        consumer = Consumer({"bootstrap.servers": svc.bootstrap,
-                             "group.id": f"bench-soak-lag-{svc.tag}"})
-        partitions = sorted(consumer.list_topics(svc.topic_in, timeout=10)
-                            .topics[svc.topic_in].partitions)
+        sampler = _Sampler(svc, settings.state_dir)
         stop_sending = threading.Event()
-        samples: list[dict[str, Any]] = []
-        t_start = time.time()
-
-        def offsets() -> tuple[int, int, int]:
-            """(end, processed by the coincidence query, by the raw archive query)."""
-            ends = [consumer.get_watermark_offsets(TopicPartition(svc.topic_in, p),
-                                                   timeout=10)[1] for p in partitions]
-            done = checkpoint_offsets(svc.query_folder("coincidence"), svc.topic_in)
-            raw = checkpoint_offsets(svc.query_folder("raw"), svc.topic_in)
-            return (sum(ends), sum(done.get(p, 0) for p in partitions),
-                    sum(raw.get(p, 0) for p in partitions))
-
-        def sample() -> dict[str, Any]:
-            end, processed, raw = offsets()
-            kafka = proc_usage(kafka_pid) if kafka_pid else None
-            assert svc.proc is not None  # sampled while the service runs
-            rss, ticks = service_usage(svc.proc.pid)
-            s = {"t": round(time.time() - t_start, 1), "end": end, "processed": processed,
-                 "lag": end - processed, "raw": raw, "rss": rss, "ticks": ticks,
-                 "machine": machine_ticks(), "kafka_ticks": kafka[1] if kafka else 0,
-                 "bench_s": sum(os.times()[:2]), "load": round(os.getloadavg()[0], 2),
-                 "free_gb": round(shutil.disk_usage(settings.state_dir).free / 1e9, 1)}
-            samples.append(s)
-            return s
-
         try:
             start_s = svc.start()
             producer = Producer({"bootstrap.servers": svc.bootstrap, "linger.ms": 5,
@@ -202,54 +180,14 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
             sent_box: list[int] = []
             sender = threading.Thread(
                 target=lambda: sent_box.append(pace(producer, svc.topic_in, make, n, rate,
-                                                     sent_at, stop_sending)),
+                                                    sent_at, stop_sending)),
                 name="soak-producer", daemon=True)
             free_start = shutil.disk_usage(settings.state_dir).free
-            t_start = time.time()
+            sampler.t_start = time.time()
             sender.start()
-            stopped_early: str | None = None
-            unhealthy = False  # the service exited, stalled: its memory says little
-            end_of_sending: dict[str, Any] | None = None
-            next_sample = 0.0
-            progress = (0, time.time())  # (processed, when it last moved)
-            while True:
-                elapsed = time.time() - t_start
-                if elapsed >= next_sample:
-                    last = sample()
-                    next_sample += sample_s
-                    if last["free_gb"] < min_free_gb and not stop_sending.is_set():
-                        stopped_early = f"disk: {last['free_gb']} GB free < {min_free_gb} GB"
-                        stop_sending.set()
-                    if last["processed"] != progress[0] or last["lag"] == 0:
-                        progress = (last["processed"], time.time())
-                    elif time.time() - progress[1] > stall_timeout_s:
-                        stopped_early = (f"service stalled: no micro-batch committed for "
-                                         f"{stall_timeout_s:.0f} s with {last['lag']} alerts "
-                                         f"waiting; see {svc.log_path}")
-                        unhealthy = True
-                        stop_sending.set()
-                        break
-                assert svc.proc is not None
-                if svc.proc.poll() is not None:
-                    stopped_early = f"service exited ({svc.proc.returncode}); see {svc.log_path}"
-                    unhealthy = True
-                    stop_sending.set()
-                    break
-                if end_of_sending is None and not sender.is_alive():
-                    end_of_sending = sample()
-                if end_of_sending is not None:
-                    end, processed, _ = offsets()
-                    if end == processed:
-                        break
-                    if elapsed - end_of_sending["t"] > drain:
-                        idle = time.time() - progress[1]
-                        stopped_early = (f"backlog of {end - processed} alerts not drained "
-                                         f"{drain:.0f} s after the end of sending; last "
-                                         f"micro-batch committed {idle:.0f} s ago")
-                        unhealthy = idle > stall_timeout_s
-                        break
-                time.sleep(max(0.0, min(1.0, next_sample - (time.time() - t_start))))
-            final = sample()  # drained (or given up): the end of the measurement
+            outcome = _drive(svc, sampler, sender, stop_sending, sample_s=sample_s,
+                             min_free_gb=min_free_gb, stall_timeout_s=stall_timeout_s,
+                             drain_s=max(drain_timeout_s, duration))
             sender.join(70)
             n_sent = sent_box[0] if sent_box else int(np.count_nonzero(sent_at))
             expected = int(expected_per_alert[:n_sent].sum())
@@ -258,78 +196,31 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
                 time.sleep(0.5)
         finally:
             stop_sending.set()
-            consumer.close()
+            sampler.close()
             follower.stop.set()
             follower.join(10)
             counts = svc.stop()
             if subscriber is not None:
                 time.sleep(3)  # Comet relays the last VOEvents it received
                 stop_process(subscriber)
-        db = engine_for(svc.scratch)
-        try:
-            with db.connect() as conn:
-                stored = int(conn.execute(select(func.count()).select_from(associations))
-                             .scalar_one())
-        finally:
-            db.dispose()
+        stored = _stored_associations(svc)
         voevents_received = None
         if subscriber is not None:
             needle = svc.tag.encode()
             voevents_received = sum(1 for p in (svc.work / "voevents").iterdir()
                                     if p.is_file() and needle in p.read_bytes())
+        t_start = sampler.t_start
         batches = [b for b in batch_log(svc.log_path, t_start) if b[0] >= warm]
         problems = svc.log_problems()
-        unhealthy = unhealthy or problems["java_out_of_memory"] > 0 or problems[
+        unhealthy = outcome.unhealthy or problems["java_out_of_memory"] > 0 or problems[
             "query_failed"] > 0
 
-    # ---- figures
-    # Windows (sample indices): from the first sample after the warm-up to the drained
-    # sample, or, if the backlog was not drained, to the first sample showing the last
-    # micro-batch committed; the steady window (CPU) also ends with the sending.
-    a = next((k for k, x in enumerate(samples) if x["t"] >= warm), 0)
-    z = len(samples) - 1
-    if final["lag"] != 0:
-        z = next(k for k, x in enumerate(samples) if x["processed"] == final["processed"])
-    z = max(a, z)
-    e = z if end_of_sending is None else max(a, min(z, samples.index(end_of_sending)))
-    steady_from, steady_to = samples[a], samples[e]
-    span = max(1e-9, steady_to["t"] - steady_from["t"])
-    busy, total = (q - p for p, q in zip(steady_from["machine"], steady_to["machine"],
-                                         strict=True))
-    ncpu = os.cpu_count() or 1
-    # RSS at start and end: medians over a window (the JVM's heap breathes by a GB or
-    # more between two samples, so one sample would say little)
-    rw = min(60.0, duration / 5)
-    roles = ("total", "driver", "jvm", "python_workers")
-    windows = {"start": [x for x in samples
-                         if steady_from["t"] <= x["t"] <= steady_from["t"] + rw],
-               "end": [x for x in samples if x["t"] >= final["t"] - rw]}
-    rss = {w: {r: round(float(np.median([x["rss"][r] for x in win])), 1) for r in roles}
-           for w, win in windows.items()}
-
-    def growth(role: str) -> float | None:
-        first = rss["start"][role]
-        return round((rss["end"][role] - first) / first * 100, 1) if first else None
-
+    samples, final = sampler.samples, outcome.final
+    window = window_figures(samples, final, outcome.end_of_sending, warm, duration)
     # from the first produce to the last one, plus one interval
     send_s = round(float(sent_at[n_sent - 1]) - t_start + 1 / rate, 1) if n_sent else 0.0
-    processed_per_s = ((samples[z]["processed"] - steady_from["processed"])
-                       / max(1e-9, samples[z]["t"] - steady_from["t"]))
     after_warm = [lat for sent, lat in follower.latency if sent >= t_start + warm]
     all_lat = [lat for _, lat in follower.latency]
-    spent = cpu_by_role([x["ticks"] for x in samples[a:e + 1]])
-    cpu = {f"service_{role}_cores": round(spent.get(role, 0) / clk / span, 2)
-           for role in ("total", "driver", "jvm", "python_workers")}
-    cpu["kafka_cores"] = round((steady_to["kafka_ticks"] - steady_from["kafka_ticks"])
-                               / clk / span, 2)
-    cpu["bench_producer_cores"] = round((steady_to["bench_s"] - steady_from["bench_s"]) / span,
-                                        2)
-    cpu["machine_busy_cores"] = round(ncpu * busy / max(total, 1), 2)
-    cpu["other_processes_cores"] = round(cpu["machine_busy_cores"] - cpu["service_total_cores"]
-                                         - cpu["kafka_cores"] - cpu["bench_producer_cores"], 2)
-    cpu["loadavg_1min_max"] = max(x["load"] for x in samples)
-    gaps = np.diff([b[0] for b in batches]) if len(batches) > 1 else np.zeros(0)
-
     out.update({
         "params": {"rate_per_min": rate_per_min, "minutes": minutes, "regions": regions,
                    "match_fraction": match_fraction, "cutouts": bool(cutouts),
@@ -339,7 +230,7 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
         "chain": "Kafka -> mm-broker run (Spark decode + enrichment, join on the driver, "
                  "associations table) -> Kafka counterpart topic + VOEvents through Comet",
         "spark_master": str(settings.get("spark.master")),
-        "alert_template": LATENCY_ALERT, "alert_bytes": alert_bytes,
+        "alert_template": LATENCY_ALERT, "alert_bytes": len(template.data),
         "service_start_s": round(start_s, 1),
         "rate_asked_per_min": rate_per_min, "alerts_planned": n, "sent": n_sent,
         "send_seconds": send_s,
@@ -347,19 +238,12 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
         "rate_achieved_per_min": round(n_sent / max(send_s, 1e-9) * 60, 1),
         "processed": final["processed"],
         "processed_by_service": None if counts is None else counts.get("alerts"),
-        "processed_per_s": round(processed_per_s, 1),
-        "processed_per_min": round(processed_per_s * 60, 1),
-        "processed_window_s": [steady_from["t"], samples[z]["t"]],
-        "drain_s": None if end_of_sending is None or final["lag"] != 0
-        else round(final["t"] - end_of_sending["t"], 1),
-        "batches_after_warmup": {
-            "count": len(batches), "alerts_max": max((b[1] for b in batches), default=0),
-            "alerts_mean": round(float(np.mean([b[1] for b in batches])), 1) if batches
-            else 0.0, "interval_s_mean": round(float(gaps.mean()), 2) if len(gaps) else None,
-            "interval_s_max": round(float(gaps.max()), 2) if len(gaps) else None,
-            # each batch's alerts over the time since the previous one completed
-            "alerts_per_s": round(sum(b[1] for b in batches[1:]) / float(gaps.sum()), 1)
-            if len(gaps) and gaps.sum() > 0 else None},
+        "processed_per_s": window.pop("processed_per_s"),
+        "processed_per_min": window.pop("processed_per_min"),
+        "processed_window_s": window.pop("processed_window_s"),
+        "drain_s": None if outcome.end_of_sending is None or final["lag"] != 0
+        else round(final["t"] - outcome.end_of_sending["t"], 1),
+        "batches_after_warmup": batch_figures(batches),
         "regions": regions,
         "counterparts": {"fraction_asked": match_fraction,
                          "fraction": round(expected / max(n_sent, 1), 4),
@@ -370,30 +254,11 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
                          "voevents_received": voevents_received},
         **latency_figures("latency", after_warm),
         **latency_figures("latency_all", all_lat),
-        "lag_definition": "alert topic end offsets minus the offsets of the last "
-                          "micro-batch the coincidence query committed (its checkpoint)",
-        "lag_samples": [[x["t"], x["lag"]] for x in samples],
-        "lag_max": max(s["lag"] for s in samples),
-        "lag_at_end_of_sending": steady_to["lag"], "lag_final": final["lag"],
-        "raw_lag_final": final["end"] - final["raw"],
-        "rss_samples_columns": ["t_s", "total_mb", "driver_mb", "jvm_mb", "python_workers_mb"],
-        "rss_samples": [[x["t"], x["rss"]["total"], x["rss"]["driver"], x["rss"]["jvm"],
-                         x["rss"]["python_workers"]] for x in samples],
-        "rss_definition": "median of the samples in the first min(60 s, duration/5) after "
-                          "the warm-up (start) and in the same length up to the drained "
-                          "sample (end)",
-        "rss_start_window_s": [windows["start"][0]["t"], windows["start"][-1]["t"]],
-        "rss_end_window_s": [windows["end"][0]["t"], windows["end"][-1]["t"]],
-        "rss_start_mb": rss["start"]["total"], "rss_end_mb": rss["end"]["total"],
-        "rss_growth_pct": growth("total"),
-        "rss_start_by_process_mb": {r: rss["start"][r] for r in roles[1:]},
-        "rss_end_by_process_mb": {r: rss["end"][r] for r in roles[1:]},
-        "rss_growth_by_process_pct": {r: growth(r) for r in roles[1:]},
-        "cpu_steady_window_s": [steady_from["t"], steady_to["t"]], "cpu_steady": cpu,
+        **window,
         "disk_free_gb_start": round(free_start / 1e9, 1),
         "disk_free_gb_min": min(s["free_gb"] for s in samples),
         "service_counts": counts, "service_log": {"path": str(svc.log_path), **problems},
-        "stopped_early": stopped_early,
+        "stopped_early": outcome.stopped_early,
         "goal_rate_per_min": SOAK_GOAL_RATE_PER_MIN,
         "goal_rss_growth_pct_max": SOAK_GOAL_RSS_GROWTH_PCT,
     })
@@ -404,3 +269,145 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
         else out["rss_growth_pct"] < SOAK_GOAL_RSS_GROWTH_PCT,
         "drained": final["lag"] == 0}
     return out
+
+
+def _store_regions(svc: ScratchService, sky: dict[str, np.ndarray],
+                   template: AlertTemplate) -> np.ndarray:
+    """Store one Einstein Probe circle per region of ``sky`` through the real ingest
+    (the notices also written to ``work/notices``); return, per alert, how many stored
+    regions contain it (from their order-29 ranges)."""
+    notices = svc.work / "notices"
+    notices.mkdir(parents=True, exist_ok=True)
+    ipix = hp.ang2pix(2**29, sky["ra"], sky["dec"], nest=True, lonlat=True).astype(np.int64)
+    expected_per_alert = np.zeros(len(ipix), dtype=np.int64)
+    for k in range(len(sky["radius"])):
+        t0 = jd_datetime(template.first_jd - (60 + 10 * k) / 86400)
+        payload = ep_notice(f"{svc.tag}{k:03d}", t0, float(sky["centre_ra"][k]),
+                            float(sky["centre_dec"][k]), float(sky["radius"][k]))
+        (notices / f"{k:03d}.json").write_bytes(payload)
+        region = svc.ingest(payload).region
+        assert region is not None  # a stored circle has its region
+        expected_per_alert += in_ranges(ipix, region.ranges)
+    return expected_per_alert
+
+
+def _stored_associations(svc: ScratchService) -> int:
+    """Rows of the associations table of the service's scratch database."""
+    db = engine_for(svc.scratch)
+    try:
+        with db.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(associations))
+                       .scalar_one())
+    finally:
+        db.dispose()
+
+
+class _Sampler:
+    """Samples of the running service: offsets (end of the alert topic, committed by
+    the coincidence and the raw archive queries), RSS and CPU ticks of its process
+    tree and of the Kafka broker, the machine's ticks and load, free disk.
+
+    ``t`` of a sample is seconds since :attr:`t_start` (set when sending starts).
+    """
+
+    def __init__(self, svc: ScratchService, state_dir: Path) -> None:
+        self.svc, self.state_dir = svc, state_dir
+        self.consumer = Consumer({"bootstrap.servers": svc.bootstrap,
+                                  "group.id": f"bench-soak-lag-{svc.tag}"})
+        self.partitions = sorted(self.consumer.list_topics(svc.topic_in, timeout=10)
+                                 .topics[svc.topic_in].partitions)
+        pid_file = state_dir / "run" / "kafka.pid"
+        self.kafka_pid = int(pid_file.read_text().strip()) if pid_file.exists() else None
+        self.samples: list[dict[str, Any]] = []
+        self.t_start = time.time()
+
+    def offsets(self) -> tuple[int, int, int]:
+        """(end, processed by the coincidence query, by the raw archive query)."""
+        svc, parts = self.svc, self.partitions
+        ends = [self.consumer.get_watermark_offsets(TopicPartition(svc.topic_in, p),
+                                                    timeout=10)[1] for p in parts]
+        done = checkpoint_offsets(svc.query_folder("coincidence"), svc.topic_in)
+        raw = checkpoint_offsets(svc.query_folder("raw"), svc.topic_in)
+        return (sum(ends), sum(done.get(p, 0) for p in parts),
+                sum(raw.get(p, 0) for p in parts))
+
+    def sample(self) -> dict[str, Any]:
+        """Take one sample, keep it in :attr:`samples` and return it."""
+        end, processed, raw = self.offsets()
+        kafka = proc_usage(self.kafka_pid) if self.kafka_pid else None
+        assert self.svc.proc is not None  # sampled while the service runs
+        rss, ticks = service_usage(self.svc.proc.pid)
+        s = {"t": round(time.time() - self.t_start, 1), "end": end, "processed": processed,
+             "lag": end - processed, "raw": raw, "rss": rss, "ticks": ticks,
+             "machine": machine_ticks(), "kafka_ticks": kafka[1] if kafka else 0,
+             "bench_s": sum(os.times()[:2]), "load": round(os.getloadavg()[0], 2),
+             "free_gb": round(shutil.disk_usage(self.state_dir).free / 1e9, 1)}
+        self.samples.append(s)
+        return s
+
+    def close(self) -> None:
+        """Close the Kafka consumer of the offsets."""
+        self.consumer.close()
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    """How the measuring loop ended."""
+
+    final: dict[str, Any]  # the last sample: drained (or given up)
+    end_of_sending: dict[str, Any] | None  # the sample when the producer finished
+    stopped_early: str | None  # why the run ended before the backlog was drained
+    unhealthy: bool  # the service exited or stalled: its memory says little
+
+
+def _drive(svc: ScratchService, sampler: _Sampler, sender: threading.Thread,
+           stop_sending: threading.Event, *, sample_s: float, min_free_gb: float,
+           stall_timeout_s: float, drain_s: float) -> _Outcome:
+    """Sample every ``sample_s`` while the producer sends, then until the backlog is
+    drained; stop sending on low disk, stop on a stalled or exited service or when the
+    backlog is not drained ``drain_s`` after the end of sending."""
+    stopped_early: str | None = None
+    unhealthy = False
+    end_of_sending: dict[str, Any] | None = None
+    next_sample = 0.0
+    progress = (0, time.time())  # (processed, when it last moved)
+    proc = svc.proc
+    assert proc is not None  # started
+    while True:
+        elapsed = time.time() - sampler.t_start
+        if elapsed >= next_sample:
+            last = sampler.sample()
+            next_sample += sample_s
+            if last["free_gb"] < min_free_gb and not stop_sending.is_set():
+                stopped_early = f"disk: {last['free_gb']} GB free < {min_free_gb} GB"
+                stop_sending.set()
+            if last["processed"] != progress[0] or last["lag"] == 0:
+                progress = (last["processed"], time.time())
+            elif time.time() - progress[1] > stall_timeout_s:
+                stopped_early = (f"service stalled: no micro-batch committed for "
+                                 f"{stall_timeout_s:.0f} s with {last['lag']} alerts "
+                                 f"waiting; see {svc.log_path}")
+                unhealthy = True
+                stop_sending.set()
+                break
+        if proc.poll() is not None:
+            stopped_early = f"service exited ({proc.returncode}); see {svc.log_path}"
+            unhealthy = True
+            stop_sending.set()
+            break
+        if end_of_sending is None and not sender.is_alive():
+            end_of_sending = sampler.sample()
+        if end_of_sending is not None:
+            end, processed, _ = sampler.offsets()
+            if end == processed:
+                break
+            if elapsed - end_of_sending["t"] > drain_s:
+                idle = time.time() - progress[1]
+                stopped_early = (f"backlog of {end - processed} alerts not drained "
+                                 f"{drain_s:.0f} s after the end of sending; last "
+                                 f"micro-batch committed {idle:.0f} s ago")
+                unhealthy = idle > stall_timeout_s
+                break
+        time.sleep(max(0.0, min(1.0, next_sample - (time.time() - sampler.t_start))))
+    final = sampler.sample()  # drained (or given up): the end of the measurement
+    return _Outcome(final, end_of_sending, stopped_early, unhealthy)

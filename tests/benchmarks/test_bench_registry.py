@@ -16,7 +16,7 @@ import fastavro
 import numpy as np
 import pytest
 
-from benchmarks import common, procstat, registry, soak_sky
+from benchmarks import common, procstat, registry, soak_figures, soak_sky
 from benchmarks.alert_stream import LATENCY_ALERT, AlertTemplate, zigzag_varint
 from benchmarks.scratch_service import batch_log, checkpoint_offsets
 from mm_broker.app import run  # the streaming service, for its logger
@@ -190,3 +190,46 @@ def test_alert_template_copies_decode(data_dir: Path) -> None:
         template.copy(5)
     assert zigzag_varint(0) == b"\x00" and zigzag_varint(-1) == b"\x01"
     assert zigzag_varint(64) == b"\x80\x01"
+
+
+def _sample(t: float, processed: int, end: int, rss: float, ticks: int) -> dict[str, object]:
+    return {"t": t, "end": end, "processed": processed, "lag": end - processed, "raw": end,
+            "rss": {"total": rss, "driver": rss / 2, "jvm": rss / 2, "python_workers": 0.0},
+            "ticks": {1: ("driver", ticks), 2: ("jvm", 2 * ticks)},
+            "machine": (4 * ticks, 8 * ticks), "kafka_ticks": ticks, "bench_s": t / 10,
+            "load": 1.0 + t / 100, "free_gb": 50.0}
+
+
+def test_soak_window_figures() -> None:
+    # 100 alerts/s sent for 40 s, processed with a 10 s delay, drained at t = 50
+    samples = [_sample(t, max(0, 100 * (t - 10)), 100 * min(t, 40), 1000.0 + t, 100 * t)
+               for t in range(0, 60, 10)]
+    samples[-1]["processed"] = samples[-1]["end"]
+    samples[-1]["lag"] = 0
+    out = soak_figures.window_figures(samples, samples[-1], samples[4], warm=10,
+                                      duration=40, clk=100)
+    # from t = 10 (0 processed) to t = 50 (4,000): 100/s
+    assert out["processed_per_s"] == 100.0 and out["processed_per_min"] == 6000.0
+    assert out["processed_window_s"] == [10, 50]
+    assert out["lag_samples"][:2] == [[0, 0], [10, 1000]] and out["lag_final"] == 0
+    assert out["lag_max"] == 1000 and out["lag_at_end_of_sending"] == 1000
+    # windows of min(60, 40 / 5) = 8 s: one sample each (t = 10, t = 50)
+    assert out["rss_start_window_s"] == [10, 10] and out["rss_end_window_s"] == [50, 50]
+    assert out["rss_start_mb"] == 1010.0 and out["rss_end_mb"] == 1050.0
+    assert out["rss_growth_pct"] == round(40 / 1010 * 100, 1)
+    cpu = out["cpu_steady"]  # steady window t = 10..40: driver 100 ticks/s = 1 core at clk 100
+    assert out["cpu_steady_window_s"] == [10, 40]
+    assert cpu["service_driver_cores"] == 1.0 and cpu["service_jvm_cores"] == 2.0
+    assert cpu["service_total_cores"] == 3.0 and cpu["kafka_cores"] == 1.0
+    assert cpu["machine_busy_cores"] == round((os.cpu_count() or 1) * 0.5, 2)
+    assert cpu["bench_producer_cores"] == 0.1 and cpu["loadavg_1min_max"] == 1.5
+
+
+def test_soak_batch_figures() -> None:
+    assert soak_figures.batch_figures([]) == {
+        "count": 0, "alerts_max": 0, "alerts_mean": 0.0, "interval_s_mean": None,
+        "interval_s_max": None, "alerts_per_s": None}
+    out = soak_figures.batch_figures([(10.0, 100), (12.0, 300), (16.0, 200)])
+    assert out["count"] == 3 and out["alerts_max"] == 300 and out["alerts_mean"] == 200.0
+    assert out["interval_s_mean"] == 3.0 and out["interval_s_max"] == 4.0
+    assert out["alerts_per_s"] == round(500 / 6, 1)

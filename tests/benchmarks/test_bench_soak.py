@@ -83,6 +83,7 @@ def test_small_soak_reports_consistent_figures(running: config.Settings, data_di
     assert [t for t, _ in lags] == sorted(t for t, _ in lags)
     assert out["lag_final"] == 0 and out["lag_max"] == max(lag for _, lag in lags)
     assert out["met"]["drained"] is True
+    assert out["batches_after_warmup"]["count"] > 0  # the service's log was read
     assert all(isinstance(v, bool) for v in out["met"].values())
     assert out["rss_start_mb"] > 0 and out["rss_end_mb"] > 0
     assert out["rss_start_by_process_mb"]["driver"] > 0
