@@ -24,7 +24,11 @@ cluster)::
 order-29 index, so a search by sky region prunes partitions by night and coarse
 cell, then row groups by ``ipix29``. Both streaming queries use Spark's Parquet
 file sink with a checkpoint: after a kill and a restart every alert is in the
-archive exactly once.
+archive exactly once *for a reader of the committed files*: Spark's reader, or
+:func:`fink_core.archive_files.archive_dataset` (never a glob of the folder, which also
+sees the files of a batch interrupted before its commit). ``mm-broker run`` writes the
+enriched folder from ``foreachBatch`` (:func:`write_enriched_batch`: temporary names,
+renamed into place).
 
 Every enriched row, decode-error rows included, carries the provenance of the run
 that wrote it (:class:`mm_broker.core.provenance.Provenance`, built once per run and
