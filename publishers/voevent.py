@@ -116,14 +116,14 @@ class VOEventAuthor:
             docs.append(doc)
         return docs
 
-    def retraction(self, record: Mapping[str, Any], authored: datetime) -> VOEventDoc | None:
-        """The retraction VOEvent of an event, or ``None`` if we never issued one for it."""
-        previous = self._issued.get(record["event_id"], [])
-        if not previous:
-            return None
+    def retraction(self, record: Mapping[str, Any], authored: datetime) -> VOEventDoc:
+        """The retraction VOEvent of an event, citing every VOEvent of ours for it (none
+        if we announced no candidate: see :func:`retraction_voevent`)."""
+        previous = [iv for iv in self._issued.get(record["event_id"], [])
+                    if "/retraction/" not in iv]
         doc = retraction_voevent(record, author_ivorn=self.author_ivorn, authored=authored,
                                  retracts=previous, reference_url=self.reference_url)
-        self._issued[record["event_id"]].append(doc.ivorn)
+        self._issued.setdefault(record["event_id"], []).append(doc.ivorn)
         return doc
 
 

@@ -363,17 +363,17 @@ def retraction_voevent(retraction: Mapping[str, Any], *, author_ivorn: str,
     author_ivorn : str
     authored : datetime
     retracts : sequence of str
-        IVORNs of our VOEvents for the event (each cited with ``retraction``).
+        IVORNs of our VOEvents for the event (each cited with ``retraction``). May be
+        empty: an event is announced as retracted whether or not we had announced
+        candidates for it (a facility may follow the trigger itself); the VOEvent
+        then cites only the mission's notices (``followup``).
     reference_url : str, optional
 
     Raises
     ------
     InvalidVOEvent
-        If ``retracts`` is empty, the record is invalid or the document is not
-        valid VOEvent 2.0.
+        If the record is invalid or the document is not valid VOEvent 2.0.
     """
-    if not retracts:
-        raise InvalidVOEvent("a retraction VOEvent must cite at least one VOEvent of ours")
     try:
         r = rec.validate(retraction, sch.load("retraction"))
     except rec.InvalidRecord as exc:
@@ -396,7 +396,9 @@ def retraction_voevent(retraction: Mapping[str, Any], *, author_ivorn: str,
         v.What.append(_group("withdrawn", "withdrawn_candidates", withdrawn))
     v.What.Description = (
         f"{r['mission']} retracted {r['messenger']} event {r['event_id']}: the counterpart "
-        "candidates announced in the cited VOEvents are withdrawn.")
+        "candidates announced in the cited VOEvents are withdrawn." if retracts else
+        f"{r['mission']} retracted {r['messenger']} event {r['event_id']}; mm_broker had "
+        "announced no counterpart candidate for it.")
     v.remove(v.WhereWhen)  # no position: WhereWhen is optional but may not be empty
     vp.add_how(v, descriptions=[f"mm_broker {__version__}: retraction of a trigger by its "
                                 "mission withdraws every counterpart candidate of the event."],

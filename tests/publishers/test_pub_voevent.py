@@ -112,8 +112,11 @@ def test_author_supersedes_and_retracts_in_order(data_dir: Path) -> None:
     assert _cites(v) == [("retraction", d.ivorn) for d in v1 + v1b + v2] + [("followup", trig)]
     assert not v.xpath("WhereWhen")
     assert vp.get_toplevel_params(v)["reason"]["value"] == "not a GRB"
-    # Nothing of ours to retract for an event we never announced.
-    assert author.retraction({**retraction, "event_id": "Swift:other"}, T) is None
+    # An event we never announced is announced as retracted all the same, citing only
+    # the mission's notice.
+    other = author.retraction({**retraction, "event_id": "Swift:other"}, T)
+    assert _cites(_load(other)) == [("followup", trig)]
+    assert "announced no counterpart candidate" in other.xml.decode()
 
 
 def test_withdrawn_records_do_not_make_voevents() -> None:
@@ -156,8 +159,8 @@ def test_naive_authoring_date_is_refused() -> None:
         vo.counterpart_voevent([record()], author_ivorn=AUTHOR, authored=datetime(2026, 1, 1))
 
 
-def test_retraction_needs_something_to_retract() -> None:
-    with pytest.raises(vo.InvalidVOEvent, match="at least one"):
+def test_retraction_needs_a_valid_record() -> None:
+    with pytest.raises(vo.InvalidVOEvent, match="retraction record"):
         vo.retraction_voevent({}, author_ivorn=AUTHOR, authored=T, retracts=[])
 
 
