@@ -59,7 +59,8 @@ def test_replay_publish_sends_each_retraction_once(fresh_db: config.Settings, da
     assert first["retractions"] == 1 and first["published"]["new_retractions"] == 1
     assert second["published"].get("new_retractions", 0) == 0
     topic = f"{settings.publish.topic_prefix}.test.retractions"
-    assert _keys(settings, topic) == Counter({f"LVK:MS181101ab|{recs[0]['notice_version']}|retraction": 1})
+    key = f"LVK:MS181101ab|{recs[0]['notice_version']}|retraction"
+    assert _keys(settings, topic) == Counter({key: 1})
     # one retraction VOEvent written by each replay, one broadcast in all
     for out in ("a", "b"):
         files = [p.name for p in (tmp_path / out / "voevents").iterdir()]
