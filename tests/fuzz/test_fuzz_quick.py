@@ -1,6 +1,6 @@
 """The quick fuzz run of CI: 10,000 mutated real payloads through every parser.
 
-The cases come from :mod:`fuzz.run` (``make fuzz`` runs at least 100,000 of them):
+The cases come from :mod:`fuzz` (``make fuzz`` runs at least 100,000 of them):
 real notices and alerts of the shared data, mutated, fed to
 :func:`listeners.parsers.parse` then :func:`skymaps.region_for`, or to
 :func:`fink_core.decode.decode_avro` then, in micro-batches,
@@ -28,7 +28,14 @@ REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:  # `python -m pytest` has it; a bare `pytest` does not
     sys.path.insert(0, str(REPO))
 
-from fuzz import run as fuzz  # noqa: E402
+from fuzz import harness  # noqa: E402
+from fuzz.case import Case  # noqa: E402
+from fuzz.corpus import FAMILY_WEIGHTS, NOTICE_FAMILIES, Corpus, load_corpus  # noqa: E402
+from fuzz.formats import read_header, write_header  # noqa: E402
+from fuzz.harness import MemoryCap, Summary  # noqa: E402
+from fuzz.mutators import registry  # noqa: E402
+from fuzz.mutators.registry import build_case, make_case  # noqa: E402
+from fuzz.targets import evaluate  # noqa: E402
 
 #: Seed of the CI run (any change of mutators or data changes the cases, not the rules).
 SEED = 20261126
@@ -52,19 +59,19 @@ EXPECTED_REGION_KINDS = frozenset(
 
 
 @pytest.fixture(scope="module")
-def corpus(data_dir: Path) -> fuzz.Corpus:
+def corpus(data_dir: Path) -> Corpus:
     """The seed files: every notice, and Avro alerts of every folder."""
-    return fuzz.load_corpus(data_dir)
+    return load_corpus(data_dir)
 
 
 @pytest.fixture(scope="module")
-def slices(corpus: fuzz.Corpus) -> list[fuzz.Summary]:
+def slices(corpus: Corpus) -> list[Summary]:
     """The quick run: :data:`SLICES` slices of :data:`PER_SLICE` cases of :data:`SEED`."""
-    return [fuzz.run(corpus, SEED, PER_SLICE, start=part * PER_SLICE, memory_mb=MEMORY_MB)
+    return [harness.run(corpus, SEED, PER_SLICE, start=part * PER_SLICE, memory_mb=MEMORY_MB)
             for part in range(SLICES)]
 
 
-def _report(summary: fuzz.Summary) -> str:
+def _report(summary: Summary) -> str:
     """Failures of a run, with the commands that replay them."""
     lines = [f"{summary.failures} failing cases of {summary.cases} (seed {summary.seed}):"]
     lines += [f"  {n:>5} x {sig}" for sig, n in summary.signatures.most_common()]
@@ -75,9 +82,9 @@ def _report(summary: fuzz.Summary) -> str:
     return "\n".join(lines)
 
 
-def test_corpus_has_every_family(corpus: fuzz.Corpus) -> None:
+def test_corpus_has_every_family(corpus: Corpus) -> None:
     sizes = corpus.size()
-    assert set(sizes) == set(fuzz.FAMILY_WEIGHTS)
+    assert set(sizes) == set(FAMILY_WEIGHTS)
     assert all(n > 0 for n in sizes.values()), sizes
     # The sky-map family is the LVK alerts with their base64 multi-order maps.
     assert any("lvk" in s.rel for s in corpus.seeds["gwalert"])
@@ -85,7 +92,7 @@ def test_corpus_has_every_family(corpus: fuzz.Corpus) -> None:
 
 
 @pytest.mark.parametrize("part", range(SLICES))
-def test_quick_fuzz_slice(slices: list[fuzz.Summary], part: int) -> None:
+def test_quick_fuzz_slice(slices: list[Summary], part: int) -> None:
     summary = slices[part]
     assert summary.cases == PER_SLICE
     assert summary.failures == 0, _report(summary)
@@ -94,10 +101,10 @@ def test_quick_fuzz_slice(slices: list[fuzz.Summary], part: int) -> None:
     assert sum(summary.outcomes.values()) == PER_SLICE  # every case ended in one kind
 
 
-def test_quick_fuzz_reaches_every_parser(slices: list[fuzz.Summary]) -> None:
+def test_quick_fuzz_reaches_every_parser(slices: list[Summary]) -> None:
     """The 10,000 cases exercise every family, mutation group and outcome that matters
     (a fuzzer whose cases all die in the first check would pass the slices)."""
-    total = fuzz.Summary(seed=str(SEED))
+    total = Summary(seed=str(SEED))
     enriched = 0
     for summary in slices:
         total.cases += summary.cases
@@ -107,7 +114,7 @@ def test_quick_fuzz_reaches_every_parser(slices: list[fuzz.Summary]) -> None:
         total.mutations.update(summary.mutations)
         enriched += summary.enriched_rows
     assert total.cases == SLICES * PER_SLICE
-    assert set(total.families) == set(fuzz.FAMILY_WEIGHTS)
+    assert set(total.families) == set(FAMILY_WEIGHTS)
     groups = {".".join(op.split(".")[:2]) for op in total.mutations}
     assert groups >= {"bytes.flip", "bytes.truncate", "bytes.splice", "json.replace",
                       "json.raw", "json.skymap", "xml.entity", "xml.nest", "xml.tree",
@@ -123,25 +130,25 @@ def test_quick_fuzz_reaches_every_parser(slices: list[fuzz.Summary]) -> None:
     assert enriched > 500
 
 
-def test_runs_are_deterministic(corpus: fuzz.Corpus) -> None:
-    first = fuzz.run(corpus, SEED, 300, start=7_000, memory_mb=MEMORY_MB).to_dict()
-    again = fuzz.run(corpus, SEED, 300, start=7_000, memory_mb=MEMORY_MB).to_dict()
+def test_runs_are_deterministic(corpus: Corpus) -> None:
+    first = harness.run(corpus, SEED, 300, start=7_000, memory_mb=MEMORY_MB).to_dict()
+    again = harness.run(corpus, SEED, 300, start=7_000, memory_mb=MEMORY_MB).to_dict()
     for key in ("elapsed_s", "cases_per_s"):
         first.pop(key), again.pop(key)
     assert first == again
-    case = fuzz.make_case(corpus, SEED, 7_123)
-    assert case == fuzz.make_case(corpus, SEED, 7_123)  # a case replays on its own
+    case = make_case(corpus, SEED, 7_123)
+    assert case == make_case(corpus, SEED, 7_123)  # a case replays on its own
 
 
 @settings(max_examples=200, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(rng=st.randoms(use_true_random=False), index=st.integers(0, 10**6))
-def test_property_any_mutation_ends_in_a_named_outcome(corpus: fuzz.Corpus, rng: Any,
+def test_property_any_mutation_ends_in_a_named_outcome(corpus: Corpus, rng: Any,
                                                        index: int) -> None:
     """Hypothesis drives the same mutators (and shrinks a failing case)."""
-    case = fuzz.build_case(corpus, rng, index, seed="hypothesis")
-    with fuzz.MemoryCap(MEMORY_MB):
-        result = fuzz.evaluate(case)
+    case = build_case(corpus, rng, index, seed="hypothesis")
+    with MemoryCap(MEMORY_MB):
+        result = evaluate(case)
     assert not result.failures, [f.to_dict() for f in result.failures]
     assert result.kind in EXPECTED_KINDS
 
@@ -173,12 +180,12 @@ def test_avro_schema_with_zero_size_items_is_refused(data_dir: Path) -> None:
 
     path = "alerts/ztf/avro/fink-alert-simulator_templates/template_schema_ZTF_3p3.avro"
     data = (data_dir / path).read_bytes()
-    meta, sync, end = fuzz.read_header(data)
+    meta, sync, end = read_header(data)
     good = b'"name": "prv_candidate", "namespace": "ztf.alert", "fields"'
     assert meta["avro.schema"].count(good) == 1
     meta["avro.schema"] = meta["avro.schema"].replace(good, good.replace(b"fields", b"fiel`s"))
-    with fuzz.MemoryCap(MEMORY_MB), pytest.raises(CorruptAlert):
-        decode_avro(fuzz.write_header(meta, sync) + data[end:])
+    with MemoryCap(MEMORY_MB), pytest.raises(CorruptAlert):
+        decode_avro(write_header(meta, sync) + data[end:])
 
 
 def _lvk_notice_with_card(data_dir: Path, keyword: bytes, value: bytes) -> bytes:
@@ -208,7 +215,7 @@ def test_damaged_sky_map_header_is_a_bad_sky_map(data_dir: Path, keyword: bytes,
 
     notice = parse(_lvk_notice_with_card(data_dir, keyword, value), "igwn.gwalert")
     assert notice.localisation is not None
-    with fuzz.MemoryCap(MEMORY_MB), pytest.raises(BadSkyMap):
+    with MemoryCap(MEMORY_MB), pytest.raises(BadSkyMap):
         skymaps.region_for(notice.localisation)
 
 
@@ -220,9 +227,9 @@ def test_damaged_sky_map_header_is_a_bad_sky_map(data_dir: Path, keyword: bytes,
 N_INGEST = 200
 
 
-def _nul_payloads(corpus: fuzz.Corpus) -> list[fuzz.Case]:
+def _nul_payloads(corpus: Corpus) -> list[Case]:
     """JSON notices with a NUL character in one string (valid JSON: ``\\u0000``)."""
-    out: list[fuzz.Case] = []
+    out: list[Case] = []
     for seed in corpus.seeds["json"]:
         doc = seed.doc
         if not isinstance(doc, dict) or not seed.topic:
@@ -230,7 +237,7 @@ def _nul_payloads(corpus: fuzz.Corpus) -> list[fuzz.Case]:
         keys = [k for k, v in doc.items() if isinstance(v, str) and k != "$schema"]
         if keys:
             mutated = {**doc, keys[-1]: "x\u0000y"}
-            out.append(fuzz.Case("nul", len(out), "json", seed.rel, ("json.nul",),
+            out.append(Case("nul", len(out), "json", seed.rel, ("json.nul",),
                                  json.dumps(mutated).encode(), seed.topic))
     return out[:8]
 
@@ -251,7 +258,7 @@ def _reason_codes() -> set[str]:
 
 
 @pytest.mark.services
-def test_ingest_journals_every_fuzz_case_with_a_reason(corpus: fuzz.Corpus,
+def test_ingest_journals_every_fuzz_case_with_a_reason(corpus: Corpus,
                                                        fresh_db: Any) -> None:
     from sqlalchemy import select
 
@@ -259,12 +266,12 @@ def test_ingest_journals_every_fuzz_case_with_a_reason(corpus: fuzz.Corpus,
     from mm_broker.core.db.migrate import engine_for
     from mm_broker.core.db.schema import raw_journal
 
-    cases = list(fuzz.cases(corpus, SEED + 1, N_INGEST, families=sorted(fuzz.NOTICE_FAMILIES)))
+    cases = list(registry.cases(corpus, SEED + 1, N_INGEST, families=sorted(NOTICE_FAMILIES)))
     cases += _nul_payloads(corpus)
     received = datetime(2026, 1, 1, tzinfo=UTC)
     limits = Limits.from_settings(fresh_db)
     engine = engine_for(fresh_db)
-    results: dict[str, tuple[fuzz.Case, Any]] = {}
+    results: dict[str, tuple[Case, Any]] = {}
     crashes = []
     try:
         for case in cases:
