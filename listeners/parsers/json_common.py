@@ -10,34 +10,25 @@ subclass, never a bare ``ValueError``/``KeyError``/``TypeError``:
   or mistyped key;
 * :func:`check_radius` — error radius validation (positions:
   :func:`mm_broker.core.position.check_position`);
-* :func:`parse_time` — ISO 8601 to a timezone-aware UTC :class:`~datetime.datetime`;
-* :func:`decode_fits_base64` — a base64 sky map to FITS bytes;
-* :func:`schema_path` — a GCN ``$schema`` URL to its version-independent path.
+and, in :mod:`listeners.parsers.json_values`, the readers of values with a format
+of their own (ISO 8601 times, base64 sky maps, ``$schema`` URLs).
 
 Examples
 --------
 >>> doc = load_json(b'{"ra": 120.0, "dec": -5.5, "trigger_time": "2024-03-01T21:46:05.13Z"}')
 >>> req_number(doc, "ra"), req_number(doc, "dec")
 (120.0, -5.5)
->>> parse_time(doc["trigger_time"], "trigger_time").isoformat()
-'2024-03-01T21:46:05.130000+00:00'
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import json
 import math
-import re
-import zlib
 from collections.abc import Mapping
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from mm_broker.core.errors import (
     BadCoordinates,
-    BadSkyMap,
     MalformedPayload,
     NoPosition,
     SchemaError,
@@ -180,7 +171,7 @@ def load_json(payload: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> JSONObje
     except ValueError as exc:  # e.g. an integer literal of more than 4300 digits
         raise MalformedPayload(f"not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
-        raise SchemaError(f"top level must be a JSON object, got {_kind(doc)}")
+        raise SchemaError(f"top level must be a JSON object, got {json_kind(doc)}")
     return doc
 
 
@@ -189,7 +180,7 @@ def load_json(payload: bytes, *, max_bytes: int = DEFAULT_MAX_BYTES) -> JSONObje
 # --------------------------------------------------------------------------- #
 
 
-def _kind(value: Any) -> str:
+def json_kind(value: Any) -> str:
     """JSON name of a decoded value's type, for error messages."""
     if value is None:
         return "null"
@@ -206,16 +197,17 @@ def _kind(value: Any) -> str:
     return type(value).__name__
 
 
-def _where(key: str, ctx: str) -> str:
+def key_path(key: str, ctx: str) -> str:
+    """``ctx.key`` (or ``key`` at the top level), as error messages name a key."""
     return f"{ctx}.{key}" if ctx else key
 
 
 def _missing(key: str, ctx: str) -> SchemaError:
-    return SchemaError(f"missing required key {_where(key, ctx)!r}")
+    return SchemaError(f"missing required key {key_path(key, ctx)!r}")
 
 
 def _wrong(key: str, ctx: str, expected: str, value: Any) -> SchemaError:
-    return SchemaError(f"key {_where(key, ctx)!r} must be {expected}, got {_kind(value)}")
+    return SchemaError(f"key {key_path(key, ctx)!r} must be {expected}, got {json_kind(value)}")
 
 
 def has(doc: Mapping[str, Any], key: str) -> bool:
@@ -230,9 +222,10 @@ def as_number(value: Any, key: str, ctx: str = "") -> float:
     try:
         number = float(value)
     except OverflowError:
-        raise SchemaError(f"key {_where(key, ctx)!r} is a number too large for a double") from None
+        raise SchemaError(
+            f"key {key_path(key, ctx)!r} is a number too large for a double") from None
     if not math.isfinite(number):
-        raise SchemaError(f"key {_where(key, ctx)!r} must be finite, got {number}")
+        raise SchemaError(f"key {key_path(key, ctx)!r} must be finite, got {number}")
     return number
 
 
@@ -244,7 +237,7 @@ def req_str(doc: Mapping[str, Any], key: str, ctx: str = "") -> str:
     if not isinstance(value, str):
         raise _wrong(key, ctx, "a string", value)
     if not value.strip():
-        raise SchemaError(f"key {_where(key, ctx)!r} is an empty string")
+        raise SchemaError(f"key {key_path(key, ctx)!r} is an empty string")
     return value
 
 
@@ -334,7 +327,7 @@ def opt_int(
         return None
     if value != int(value) or not 0 <= value <= maximum:
         raise SchemaError(
-            f"key {_where(key, ctx)!r} must be an integer in [0, {maximum}], got {value!r}"
+            f"key {key_path(key, ctx)!r} must be an integer in [0, {maximum}], got {value!r}"
         )
     return int(value)
 
@@ -353,10 +346,10 @@ def ident(value: Any, key: str, ctx: str = "") -> str:
         raise _wrong(key, ctx, "a string identifier", value)
     text = str(value).strip()
     if not text:
-        raise SchemaError(f"key {_where(key, ctx)!r} is an empty identifier")
+        raise SchemaError(f"key {key_path(key, ctx)!r} is an empty identifier")
     if len(text) > MAX_ID_LENGTH or not text.isprintable():
         raise SchemaError(
-            f"key {_where(key, ctx)!r} is not a printable identifier of at most "
+            f"key {key_path(key, ctx)!r} is not a printable identifier of at most "
             f"{MAX_ID_LENGTH} characters"
         )
     return text
@@ -412,182 +405,3 @@ def check_probability(value: float, key: str) -> float:
     if not 0.0 < value <= 1.0:
         raise SchemaError(f"{key} = {value:g} is not a probability in (0, 1]")
     return value
-
-
-# --------------------------------------------------------------------------- #
-# Times
-# --------------------------------------------------------------------------- #
-
-_ISO = re.compile(
-    r"(?P<date>\d{4}-\d{2}-\d{2})[T ](?P<h>\d{2}):(?P<m>\d{2}):(?P<s>\d{2})"
-    r"(?:\.(?P<frac>\d{1,12}))?(?P<tz>Z|z|[+-]\d{2}:?\d{2})?"
-)
-
-
-def parse_time(value: Any, key: str, ctx: str = "") -> datetime:
-    """Parse an ISO 8601 date-time into a timezone-aware UTC datetime.
-
-    GCN and LVK times are UTC; a string without offset (``2024-08-24T02:14:40.43``,
-    as in the Fermi and SVOM examples) is read as UTC. Fractions beyond microseconds
-    are truncated; a leap second (``:60``) is clamped to ``:59.999999``.
-
-    Raises
-    ------
-    SchemaError
-        Not a string, or not an ISO 8601 date-time.
-
-    Examples
-    --------
-    >>> parse_time("2023-05-18T12:59:08.167Z", "time").isoformat()
-    '2023-05-18T12:59:08.167000+00:00'
-    >>> parse_time("2024-08-24T02:14:40.43", "t").tzinfo
-    datetime.timezone.utc
-    """
-    where = _where(key, ctx)
-    if not isinstance(value, str):
-        raise SchemaError(f"key {where!r} must be an ISO 8601 string, got {_kind(value)}")
-    match = _ISO.fullmatch(value.strip())
-    if match is None:
-        raise SchemaError(f"key {where!r} is not an ISO 8601 date-time: {value[:40]!r}")
-    second = int(match["s"])
-    frac = (match["frac"] or "")[:6].ljust(6, "0")
-    leap = second == 60
-    text = (
-        f"{match['date']}T{match['h']}:{match['m']}:{59 if leap else second:02d}.{frac}"
-        f"{_offset(match['tz'])}"
-    )
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise SchemaError(f"key {where!r} is not a valid date-time: {value[:40]!r}") from None
-    if leap:
-        parsed = parsed.replace(microsecond=999999)
-    try:
-        return parsed.astimezone(UTC)
-    except OverflowError:
-        raise SchemaError(
-            f"key {where!r} is out of the representable range: {value[:40]!r}"
-        ) from None
-
-
-def _offset(tz: str | None) -> str:
-    if tz is None or tz in ("Z", "z"):
-        return "+00:00"
-    if ":" not in tz:
-        return f"{tz[:3]}:{tz[3:]}"
-    return tz
-
-
-def format_time(value: datetime) -> str:
-    """ISO 8601 UTC with a ``Z`` suffix (milliseconds kept when present)."""
-    text = value.astimezone(UTC).replace(tzinfo=None).isoformat()
-    return f"{text}Z"
-
-
-#: Unix epoch (UTC), for integer version numbers derived from times.
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def epoch_seconds(value: datetime) -> int:
-    """Whole seconds since 1970-01-01T00:00:00Z (floor)."""
-    return (value - EPOCH) // timedelta(seconds=1)
-
-
-# --------------------------------------------------------------------------- #
-# Sky maps
-# --------------------------------------------------------------------------- #
-
-_FITS_MAGIC = b"SIMPLE"
-#: FITS files are made of blocks of this many bytes.
-FITS_BLOCK = 2880
-_GZIP_MAGIC = b"\x1f\x8b"
-_WHITESPACE = {ord(c): None for c in " \t\r\n"}
-
-
-def decode_fits_base64(text: Any, key: str) -> bytes:
-    """Decode a base64 FITS sky map (possibly gzip-compressed) and check its magic.
-
-    Only the encoding and the first FITS card are checked here; reading the map is
-    the business of :mod:`skymaps`.
-
-    Parameters
-    ----------
-    text : str
-        The base64 text (ASCII whitespace is ignored).
-    key : str
-        Name of the field, for error messages.
-
-    Returns
-    -------
-    bytes
-        The decoded bytes, exactly as the producer encoded them.
-
-    Raises
-    ------
-    BadSkyMap
-        Not a string, not valid base64, empty, not FITS (``SIMPLE`` after an
-        optional gzip layer), or truncated (not a whole number of 2880-byte blocks,
-        from the gzip trailer when compressed).
-    """
-    if not isinstance(text, str):
-        raise BadSkyMap(f"{key} must be a base64 string, got {_kind(text)}")
-    try:
-        data = base64.b64decode(text.translate(_WHITESPACE), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise BadSkyMap(f"{key} is not valid base64 ({exc}); starts {text[:24]!r}") from None
-    if not data:
-        raise BadSkyMap(f"{key} decodes to an empty map")
-    head = data[:80]
-    if data.startswith(_GZIP_MAGIC):
-        try:
-            head = zlib.decompressobj(wbits=31).decompress(data[:65536], 80)
-        except zlib.error as exc:
-            raise BadSkyMap(f"{key} is gzip data that does not decompress ({exc})") from None
-        if not head:
-            raise BadSkyMap(f"{key} is gzip data that does not decompress (truncated)")
-    if not head.startswith(_FITS_MAGIC):
-        raise BadSkyMap(f"{key} does not decode to a FITS file (first bytes {head[:8]!r})")
-    # A FITS file is a whole number of 2880-byte blocks; for gzip, the trailer gives
-    # the uncompressed size (mod 2**32). Either catches a truncated map cheaply.
-    size = int.from_bytes(data[-4:], "little") if data.startswith(_GZIP_MAGIC) else len(data)
-    if size % FITS_BLOCK:
-        raise BadSkyMap(
-            f"{key} is truncated: {size} bytes of FITS is not a whole number of "
-            f"{FITS_BLOCK}-byte blocks"
-        )
-    return data
-
-
-# --------------------------------------------------------------------------- #
-# GCN $schema URLs
-# --------------------------------------------------------------------------- #
-
-_SCHEMA_URL = re.compile(r"https?://gcn\.nasa\.gov/schema/(?:[^/]+)/(?P<path>gcn/.+\.schema\.json)")
-
-
-def schema_path(url: str) -> str | None:
-    """Version-independent path of a GCN unified-schema URL.
-
-    Examples
-    --------
-    >>> schema_path("https://gcn.nasa.gov/schema/v4.1.0/gcn/notices/einstein_probe/wxt/alert.schema.json")
-    'gcn/notices/einstein_probe/wxt/alert.schema.json'
-    >>> schema_path("https://example.org/x.json") is None
-    True
-    """
-    match = _SCHEMA_URL.fullmatch(url.strip())
-    return None if match is None else match["path"]
-
-
-def doc_schema_path(doc: Mapping[str, Any]) -> str | None:
-    """The ``$schema`` path of a document, ``None`` when it has no ``$schema``.
-
-    Raises
-    ------
-    SchemaError
-        ``$schema`` present but not a string.
-    """
-    url = opt_str(doc, "$schema")
-    if url is None:
-        return None
-    return schema_path(url) or url.strip()

@@ -16,8 +16,9 @@ What differs from the generic unified reader:
 
 from __future__ import annotations
 
-from listeners.parsers.json_common import has, id_list, ident, load_json, parse_time
+from listeners.parsers.json_common import JSONObject, has, id_list, ident, load_json
 from listeners.parsers.json_gcn_unified import MissionSpec, assemble, check_schema
+from listeners.parsers.json_values import parse_time
 from mm_broker.core.errors import SchemaError
 from mm_broker.core.models import Messenger, Notice
 
@@ -56,7 +57,14 @@ def parse(payload: bytes) -> Notice:
     >>> n.event_id, n.localisation.containment, n.localisation.convention
     ('EP:01709259773', 0.9, 'einstein_probe_wxt_90')
     """
-    doc = load_json(payload)
+    return from_doc(load_json(payload))
+
+
+def from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
     check_schema(doc, EP_WXT)
     ids = id_list(doc, "id")
     if ids:

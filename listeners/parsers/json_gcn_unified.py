@@ -66,8 +66,6 @@ from listeners.parsers.json_common import (
     as_number,
     check_probability,
     check_radius,
-    decode_fits_base64,
-    doc_schema_path,
     has,
     id_list,
     ident,
@@ -78,9 +76,9 @@ from listeners.parsers.json_common import (
     opt_list,
     opt_number,
     opt_str,
-    parse_time,
     req_number,
 )
+from listeners.parsers.json_values import decode_fits_base64, doc_schema_path, parse_time
 from mm_broker.core.errors import BadCoordinates, NoPosition, SchemaError
 from mm_broker.core.models import (
     Box,
@@ -617,7 +615,14 @@ def parse_fermi_gbm(payload: bytes) -> Notice:
     >>> n.event_id, n.version, n.localisation.convention, n.notice_type
     ('Fermi-GBM:745121685', 5, 'fermi_gbm_1sigma_stat', 'FERMI_GBM_TRIGGER_UPDATE')
     """
-    doc = load_json(payload)
+    return fermi_gbm_from_doc(load_json(payload))
+
+
+def fermi_gbm_from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse_fermi_gbm` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
     check_schema(doc, FERMI_GBM)
     subtype = (opt_str(doc, "subtype") or "").strip().upper()
     spec = FERMI_GBM
@@ -627,14 +632,33 @@ def parse_fermi_gbm(payload: bytes) -> Notice:
     return assemble(doc, spec, event_key=first_id(doc), notice_base=base)
 
 
+
 def parse_maxi_gsc(payload: bytes) -> Notice:
     """Parse a MAXI GSC notice (``maxi/gsc.known`` or ``maxi/gsc.unknown`` schema)."""
-    return parse_document(load_json(payload), MAXI_GSC)
+    return maxi_gsc_from_doc(load_json(payload))
+
+
+def maxi_gsc_from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse_maxi_gsc` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
+    return parse_document(doc, MAXI_GSC)
+
 
 
 def parse_svom_trigger(payload: bytes) -> Notice:
     """Parse an SVOM ECLAIRs/GRM JSON trigger (``svom/trigger.schema.json``)."""
-    return parse_document(load_json(payload), SVOM_TRIGGER)
+    return svom_trigger_from_doc(load_json(payload))
+
+
+def svom_trigger_from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse_svom_trigger` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
+    return parse_document(doc, SVOM_TRIGGER)
+
 
 
 def opt_objects(doc: Mapping[str, Any], key: str) -> list[JSONObject]:

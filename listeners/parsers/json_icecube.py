@@ -179,7 +179,14 @@ def parse_gold_bronze(payload: bytes) -> Notice:
     >>> n.event_id, n.notice_type, n.localisation.radius_deg
     ('IceCube:137840_57034692', 'ICECUBE_ASTROTRACK_BRONZE_INITIAL', 0.5)
     """
-    doc = load_json(payload)
+    return gold_bronze_from_doc(load_json(payload))
+
+
+def gold_bronze_from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse_gold_bronze` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
     check_schema(doc, GOLD_BRONZE)
     ids = id_list(doc, "id")
     if not ids:
@@ -192,6 +199,7 @@ def parse_gold_bronze(payload: bytes) -> Notice:
         notice_base=PIPELINE_NOTICE.get(pipeline or "", GOLD_BRONZE.key),
         locate=lambda: icecube_localisation(doc, GOLD_BRONZE),
     )
+
 
 
 # --------------------------------------------------------------------------- #
@@ -267,7 +275,14 @@ def parse_lvk_nu_track_search(payload: bytes) -> Notice:
     >>> n.event_id, n.version, n.localisation.ra
     ('IceCube-LVK:S230914ak', 2, 17.48)
     """
-    doc = load_json(payload)
+    return lvk_nu_track_search_from_doc(load_json(payload))
+
+
+def lvk_nu_track_search_from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse_lvk_nu_track_search` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
     check_schema(doc, LVK_NU_TRACK_SEARCH)
     sid, seq = _reference(doc)
     events = opt_objects(doc, "coincident_events")

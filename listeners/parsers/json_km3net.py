@@ -16,7 +16,7 @@ GCN's convention gives (``gcn.notices.<mission>.<notice type>``).
 
 from __future__ import annotations
 
-from listeners.parsers.json_common import id_list, load_json
+from listeners.parsers.json_common import JSONObject, id_list, load_json
 from listeners.parsers.json_gcn_unified import MissionSpec, assemble, check_schema, first_id
 from mm_broker.core.models import Messenger, Notice
 
@@ -46,7 +46,14 @@ def parse(payload: bytes) -> Notice:
     >>> n.event_id, n.localisation.radius_deg, n.significance["far_hz"]
     ('KM3NeT:KM3-240901A', 0.9, 8.029e-08)
     """
-    doc = load_json(payload)
+    return from_doc(load_json(payload))
+
+
+def from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
     check_schema(doc, KM3NET_ALERT)
     names = id_list(doc, "event_name")
     key = names[0] if names else first_id(doc)

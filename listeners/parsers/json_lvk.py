@@ -54,11 +54,7 @@ from datetime import datetime
 from typing import Any
 
 from listeners.parsers.json_common import (
-    EPOCH,
     JSONObject,
-    decode_fits_base64,
-    epoch_seconds,
-    format_time,
     has,
     load_json,
     number_map,
@@ -68,10 +64,16 @@ from listeners.parsers.json_common import (
     opt_obj,
     opt_str,
     opt_str_list,
-    parse_time,
     req_number,
     req_obj,
     req_str,
+)
+from listeners.parsers.json_values import (
+    EPOCH,
+    decode_fits_base64,
+    epoch_seconds,
+    format_time,
+    parse_time,
 )
 from mm_broker.core.errors import SchemaError
 from mm_broker.core.models import Messenger, Notice, Role, SkyMap
@@ -216,7 +218,14 @@ def parse(payload: bytes) -> Notice:
     >>> n.event_id, n.retraction, n.localisation, n.role.value
     ('LVK:MS181101ab', True, None, 'test')
     """
-    doc = load_json(payload)
+    return from_doc(load_json(payload))
+
+
+def from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
     superevent_id = req_str(doc, "superevent_id").strip()
     if SUPEREVENT_ID.fullmatch(superevent_id) is None:
         raise SchemaError(f"superevent_id {superevent_id[:40]!r} is not an LVK superevent id")

@@ -12,7 +12,11 @@ Dispatch in :func:`parse_json`:
    monitoring of known sources, schema components) are refused the same way, with
    the reason from :data:`NOT_TRIGGERS`.
 
-Every parser is a pure function ``bytes -> Notice``.
+The payload is decoded once, here (:func:`~listeners.parsers.json_common.load_json`,
+with its size, depth, NUL, duplicate-key and non-finite-number guards); the tables
+hold each mission's step after decoding, a pure function ``document -> Notice``
+(``json_lvk.from_doc``, ...). Each has a ``bytes -> Notice`` twin in its module
+(``json_lvk.parse``, ...) that decodes and calls it.
 
 Examples
 --------
@@ -40,45 +44,49 @@ from listeners.parsers import (
     json_superk,
     json_swift,
 )
-from listeners.parsers.json_common import doc_schema_path, load_json
+from listeners.parsers.json_common import JSONObject, load_json
+from listeners.parsers.json_values import doc_schema_path
 from mm_broker.core.errors import UnsupportedNoticeType
 from mm_broker.core.models import Notice
 
-#: A parser: raw message bytes to a Notice (or a NoticeError).
-Parser = Callable[[bytes], Notice]
+#: A mission parser: the document decoded by :func:`load_json` to a Notice (or a
+#: NoticeError).
+Parser = Callable[[JSONObject], Notice]
+
+_ICECUBE_LVK = json_icecube.lvk_nu_track_search_from_doc
 
 #: Kafka topic -> parser.
 TOPIC_PARSERS: dict[str, Parser] = {
-    "igwn.gwalert": json_lvk.parse,
-    "gcn.notices.einstein_probe.wxt.alert": json_einstein_probe.parse,
-    "gcn.notices.icecube.lvk_nu_track_search": json_icecube.parse_lvk_nu_track_search,
-    "gcn.notices.icecube.gold_bronze_track_alerts": json_icecube.parse_gold_bronze,
-    "gcn.notices.swift.bat.guano": json_swift.parse_guano,
-    "gcn.notices.superk.sn_alert": json_superk.parse,
+    "igwn.gwalert": json_lvk.from_doc,
+    "gcn.notices.einstein_probe.wxt.alert": json_einstein_probe.from_doc,
+    "gcn.notices.icecube.lvk_nu_track_search": json_icecube.lvk_nu_track_search_from_doc,
+    "gcn.notices.icecube.gold_bronze_track_alerts": json_icecube.gold_bronze_from_doc,
+    "gcn.notices.swift.bat.guano": json_swift.guano_from_doc,
+    "gcn.notices.superk.sn_alert": json_superk.from_doc,
     # KM3NeT topics are announced, not confirmed: this is GCN's naming convention.
-    "gcn.notices.km3net.alert": json_km3net.parse,
-    "gcn.notices.maxi.gsc.known": json_gcn_unified.parse_maxi_gsc,
-    "gcn.notices.maxi.gsc.unknown": json_gcn_unified.parse_maxi_gsc,
+    "gcn.notices.km3net.alert": json_km3net.from_doc,
+    "gcn.notices.maxi.gsc.known": json_gcn_unified.maxi_gsc_from_doc,
+    "gcn.notices.maxi.gsc.unknown": json_gcn_unified.maxi_gsc_from_doc,
 }
 
 #: GCN unified ``$schema`` path (URL without ``https://gcn.nasa.gov/schema/<version>/``)
 #: -> parser.
 SCHEMA_PARSERS: dict[str, Parser] = {
-    "gcn/notices/einstein_probe/wxt/alert.schema.json": json_einstein_probe.parse,
-    "gcn/notices/icecube/lvk_nu_track_search.schema.json": json_icecube.parse_lvk_nu_track_search,
-    "gcn/notices/icecube/LvkNuTrackSearch.schema.json": json_icecube.parse_lvk_nu_track_search,
-    "gcn/notices/icecube/LVK_nu_track_search.schema.json": json_icecube.parse_lvk_nu_track_search,
-    "gcn/notices/icecube/gold_bronze_track_alerts.schema.json": json_icecube.parse_gold_bronze,
-    "gcn/notices/icecube/single_neutrino_alerts.schema.json": json_icecube.parse_gold_bronze,
-    "gcn/notices/icecube/GoldAndBronze.schema.json": json_icecube.parse_gold_bronze,
-    "gcn/notices/swift/bat/Guano.schema.json": json_swift.parse_guano,
-    "gcn/notices/superk/sn_alert.schema.json": json_superk.parse,
-    "gcn/notices/km3net/alert.schema.json": json_km3net.parse,
-    "gcn/notices/km3net/km3net_alert.schema.json": json_km3net.parse,
-    "gcn/notices/maxi/gsc.known.schema.json": json_gcn_unified.parse_maxi_gsc,
-    "gcn/notices/maxi/gsc.unknown.schema.json": json_gcn_unified.parse_maxi_gsc,
-    "gcn/notices/fermi/gbm/trigger.schema.json": json_gcn_unified.parse_fermi_gbm,
-    "gcn/notices/svom/trigger.schema.json": json_gcn_unified.parse_svom_trigger,
+    "gcn/notices/einstein_probe/wxt/alert.schema.json": json_einstein_probe.from_doc,
+    "gcn/notices/icecube/lvk_nu_track_search.schema.json": _ICECUBE_LVK,
+    "gcn/notices/icecube/LvkNuTrackSearch.schema.json": _ICECUBE_LVK,
+    "gcn/notices/icecube/LVK_nu_track_search.schema.json": _ICECUBE_LVK,
+    "gcn/notices/icecube/gold_bronze_track_alerts.schema.json": json_icecube.gold_bronze_from_doc,
+    "gcn/notices/icecube/single_neutrino_alerts.schema.json": json_icecube.gold_bronze_from_doc,
+    "gcn/notices/icecube/GoldAndBronze.schema.json": json_icecube.gold_bronze_from_doc,
+    "gcn/notices/swift/bat/Guano.schema.json": json_swift.guano_from_doc,
+    "gcn/notices/superk/sn_alert.schema.json": json_superk.from_doc,
+    "gcn/notices/km3net/alert.schema.json": json_km3net.from_doc,
+    "gcn/notices/km3net/km3net_alert.schema.json": json_km3net.from_doc,
+    "gcn/notices/maxi/gsc.known.schema.json": json_gcn_unified.maxi_gsc_from_doc,
+    "gcn/notices/maxi/gsc.unknown.schema.json": json_gcn_unified.maxi_gsc_from_doc,
+    "gcn/notices/fermi/gbm/trigger.schema.json": json_gcn_unified.fermi_gbm_from_doc,
+    "gcn/notices/svom/trigger.schema.json": json_gcn_unified.svom_trigger_from_doc,
 }
 
 #: Topics and schema paths that are well-formed GCN messages but not triggers.
@@ -141,21 +149,21 @@ def parse_json(payload: bytes, topic: str | None = None) -> Notice:
         :class:`UnsupportedNoticeType` when nothing selects a parser, or whatever
         named error the parser raises. Nothing else escapes.
     """
-    if topic is not None and topic in TOPIC_PARSERS:
-        return TOPIC_PARSERS[topic](payload)
     if topic is not None and topic in NOT_TRIGGERS:
         raise _refuse("topic", topic)
+    doc = load_json(payload)  # the one decoding of the payload
+    if topic is not None and topic in TOPIC_PARSERS:
+        return TOPIC_PARSERS[topic](doc)
     # A topic we have no parser for (a new GCN topic, a test topic) or none at all:
     # the message's own $schema or shape decides.
-    doc = load_json(payload)
     path = doc_schema_path(doc)
     if path is not None:
         parser = SCHEMA_PARSERS.get(path)
         if parser is None:
             raise _refuse("$schema", path)
-        return parser(payload)
+        return parser(doc)
     if json_lvk.looks_like_gwalert(doc):
-        return json_lvk.parse(payload)
+        return json_lvk.from_doc(doc)
     keys = sorted(doc)
     shown = ", ".join(k[:40] for k in keys[:_KEYS_SHOWN]) + (
         ", ..." if len(keys) > _KEYS_SHOWN else ""

@@ -9,7 +9,7 @@ distance (kpc) and event counts stay in ``extra``. Event id ``Super-K:<id>``.
 
 from __future__ import annotations
 
-from listeners.parsers.json_common import load_json
+from listeners.parsers.json_common import JSONObject, load_json
 from listeners.parsers.json_gcn_unified import MissionSpec, parse_document
 from mm_broker.core.models import Messenger, Notice
 
@@ -37,4 +37,12 @@ def parse(payload: bytes) -> Notice:
     >>> n.event_id, n.role.value, n.localisation.containment
     ('Super-K:SN.095001.000001', 'test', 0.68)
     """
-    return parse_document(load_json(payload), SUPERK_SN)
+    return from_doc(load_json(payload))
+
+
+def from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
+    return parse_document(doc, SUPERK_SN)

@@ -15,7 +15,7 @@ follow the unified schema with these particulars:
 
 from __future__ import annotations
 
-from listeners.parsers.json_common import has, load_json
+from listeners.parsers.json_common import JSONObject, has, load_json
 from listeners.parsers.json_gcn_unified import (
     MissionSpec,
     alert_type,
@@ -59,7 +59,14 @@ def parse_guano(payload: bytes) -> Notice:
     >>> n.event_id, n.retraction, n.localisation
     ('Swift-GUANO:694215995', True, None)
     """
-    doc = load_json(payload)
+    return guano_from_doc(load_json(payload))
+
+
+def guano_from_doc(doc: JSONObject) -> Notice:
+    """:func:`parse_guano` after decoding: a document read by :func:`load_json` in.
+
+    The registry calls this with the document it decoded once.
+    """
     check_schema(doc, SWIFT_BAT_GUANO)
     kind = alert_type(doc)
     if kind != "retraction" and not any(has(doc, key) for key in _POSITION_KEYS):

@@ -10,15 +10,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from listeners.parsers import json_common
-from listeners.parsers.json_common import (
-    DEFAULT_MAX_BYTES,
-    check_radius,
-    decode_fits_base64,
-    load_json,
-    parse_time,
-    schema_path,
-)
+from listeners.parsers.json_common import DEFAULT_MAX_BYTES, check_radius, load_json
 from listeners.parsers.json_registry import parse_json
+from listeners.parsers.json_values import decode_fits_base64, parse_time, schema_path
 from mm_broker.core.errors import (
     BadCoordinates,
     BadSkyMap,

@@ -19,6 +19,7 @@ from listeners.parsers import (
     json_registry,
     json_superk,
     json_swift,
+    json_values,
 )
 from listeners.parsers.json_gcn_unified import MissionSpec
 from listeners.parsers.json_registry import (
@@ -33,19 +34,20 @@ pytestmark = pytest.mark.filterwarnings("error")
 
 #: Each mission table and the parser that reads its notices.
 SPECS: list[tuple[MissionSpec, Parser]] = [
-    (json_einstein_probe.EP_WXT, json_einstein_probe.parse),
-    (json_icecube.GOLD_BRONZE, json_icecube.parse_gold_bronze),
-    (json_icecube.LVK_NU_TRACK_SEARCH, json_icecube.parse_lvk_nu_track_search),
-    (json_swift.SWIFT_BAT_GUANO, json_swift.parse_guano),
-    (json_km3net.KM3NET_ALERT, json_km3net.parse),
-    (json_superk.SUPERK_SN, json_superk.parse),
-    (json_gcn_unified.FERMI_GBM, json_gcn_unified.parse_fermi_gbm),
-    (json_gcn_unified.MAXI_GSC, json_gcn_unified.parse_maxi_gsc),
-    (json_gcn_unified.SVOM_TRIGGER, json_gcn_unified.parse_svom_trigger),
+    (json_einstein_probe.EP_WXT, json_einstein_probe.from_doc),
+    (json_icecube.GOLD_BRONZE, json_icecube.gold_bronze_from_doc),
+    (json_icecube.LVK_NU_TRACK_SEARCH, json_icecube.lvk_nu_track_search_from_doc),
+    (json_swift.SWIFT_BAT_GUANO, json_swift.guano_from_doc),
+    (json_km3net.KM3NET_ALERT, json_km3net.from_doc),
+    (json_superk.SUPERK_SN, json_superk.from_doc),
+    (json_gcn_unified.FERMI_GBM, json_gcn_unified.fermi_gbm_from_doc),
+    (json_gcn_unified.MAXI_GSC, json_gcn_unified.maxi_gsc_from_doc),
+    (json_gcn_unified.SVOM_TRIGGER, json_gcn_unified.svom_trigger_from_doc),
 ]
 
 MODULES: list[ModuleType] = [
     json_common,
+    json_values,
     json_gcn_unified,
     json_einstein_probe,
     json_icecube,
@@ -81,7 +83,7 @@ def test_registry_holds_only_table_entries() -> None:
     declared_schemas = {p for spec, _ in SPECS for p in spec.schemas}
     assert set(TOPIC_PARSERS) == declared_topics
     assert set(SCHEMA_PARSERS) == declared_schemas
-    assert TOPIC_PARSERS[json_lvk.TOPIC] is json_lvk.parse
+    assert TOPIC_PARSERS[json_lvk.TOPIC] is json_lvk.from_doc
 
 
 @pytest.mark.parametrize("topic", REQUIRED_TOPICS)
@@ -126,3 +128,36 @@ def test_shape_dispatch_without_topic_or_schema(read_notice: Callable[[str], byt
 def test_docstring_examples(module: ModuleType) -> None:
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, verbose=False)
     assert result.attempted > 0 and result.failed == 0
+
+
+@pytest.mark.parametrize("topic", [None, "igwn.gwalert", "gcn.notices.foo.bar"])
+def test_payload_decoded_once(read_notice: Callable[[str], bytes],
+                              monkeypatch: pytest.MonkeyPatch, topic: str | None) -> None:
+    """The registry decodes the JSON once and hands the document to the mission parser
+    (by topic, by $schema or by shape), never the bytes to decode again."""
+    calls: list[int] = []
+    loads = json_common.json.loads
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return loads(*args, **kwargs)  # type: ignore[arg-type]
+
+    payload = read_notice("notices/lvk/MS181101ab-preliminary.json")
+    monkeypatch.setattr(json_common.json, "loads", counting)
+    assert parse_json(payload, topic=topic).event_id == "LVK:MS181101ab"
+    assert len(calls) == 1
+
+
+def test_schema_dispatch_decoded_once(read_notice: Callable[[str], bytes],
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    calls: list[int] = []
+    loads = json_common.json.loads
+
+    def counting(*args: object, **kwargs: object) -> object:
+        calls.append(1)
+        return loads(*args, **kwargs)  # type: ignore[arg-type]
+
+    payload = read_notice("notices/einstein_probe/alert_247.json")
+    monkeypatch.setattr(json_common.json, "loads", counting)
+    assert parse_json(payload).event_id.startswith("EP:")
+    assert len(calls) == 1
