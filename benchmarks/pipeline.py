@@ -21,6 +21,7 @@ from fink_core.catalogues import load_default_catalogues
 from fink_core.decode import decode_payloads
 from fink_core.pipeline import enriched_stream
 from fink_core.simulator import alert_files
+from mm_broker.app.provenance import rule_versions
 from mm_broker.core import config
 from mm_broker.core.config import Settings
 from mm_broker.core.provenance import Provenance
@@ -63,7 +64,7 @@ def bench_pipeline(settings: Settings, n_alerts: int = 40_000) -> dict[str, Any]
         .drop("copy").repartition(cores).cache()
     df.count()
     catalogues = load_default_catalogues(settings.catalogue_dir())
-    provenance = Provenance.from_settings(settings, catalogues)
+    provenance = Provenance.from_settings(settings, catalogues, rule_versions())
     t0 = time.perf_counter()
     n_out = enriched_stream(spark, df, catalogues, provenance).count()
     dt = time.perf_counter() - t0

@@ -22,13 +22,31 @@ import pyarrow as pa
 from fink_core import model
 from fink_core.catalogues import DEFAULT_CATALOGUES, Catalogue
 from fink_core.classify import CLASSIFY_COLUMNS, classify
+from fink_core.classify import RULES_VERSION as CLASSIFICATION_RULES_VERSION
 from fink_core.context import CONTEXT_COLUMNS, context
 from fink_core.crossmatch import crossmatch_all, crossmatch_columns
 from fink_core.features import FEATURE_COLUMNS, features
 from fink_core.quality import QUALITY_COLUMNS, quality_flags
+from fink_core.quality import RULES_VERSION as QUALITY_RULES_VERSION
 
 #: Keys of the default catalogues, in order.
 DEFAULT_CATALOGUE_KEYS: tuple[str, ...] = tuple(spec.key for spec in DEFAULT_CATALOGUES)
+
+
+def rule_versions() -> dict[str, str]:
+    """Versions of the rule sets this stage applies: the quality cuts
+    (:data:`fink_core.quality.RULES_VERSION`) and the first classification
+    (:data:`fink_core.classify.RULES_VERSION`).
+
+    They go into every enriched row's provenance (``prov_rules``); a run adds the
+    coincidence rules' version (:func:`mm_broker.app.provenance.rule_versions`).
+
+    Examples
+    --------
+    >>> sorted(rule_versions())
+    ['classification', 'quality']
+    """
+    return {"quality": QUALITY_RULES_VERSION, "classification": CLASSIFICATION_RULES_VERSION}
 
 
 def added_columns(catalogue_keys: Iterable[str] = DEFAULT_CATALOGUE_KEYS) -> list[str]:

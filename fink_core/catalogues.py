@@ -32,6 +32,7 @@ from astropy.table import Table
 from scipy.spatial import cKDTree
 
 from mm_broker.core.errors import CatalogueFormatError
+from mm_broker.core.provenance import catalogue_entry
 
 _RA_NAMES = ("ra", "raj2000", "radeg", "ra_icrs", "ra_deg", "r.a.", "ra_j2000", "_raj2000")
 _DEC_NAMES = (
@@ -406,8 +407,9 @@ def load_default_catalogues(
 
 
 def provenance(catalogues: Iterable[Catalogue]) -> dict[str, dict[str, Any]]:
-    """Provenance of the catalogues, keyed by catalogue key (for a run summary)."""
-    return {c.key: {"radius_arcsec": c.radius_arcsec, **c.provenance} for c in catalogues}
+    """Provenance of the catalogues, keyed by catalogue key (for a run summary): per
+    catalogue, :func:`mm_broker.core.provenance.catalogue_entry`."""
+    return {c.key: catalogue_entry(c) for c in catalogues}
 
 
 def catalogue_keys(catalogues: Iterable[Catalogue] | Mapping[str, Catalogue]) -> list[str]:

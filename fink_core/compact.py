@@ -41,6 +41,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+
 log = logging.getLogger("fink_core.compact")
 
 _BATCH = re.compile(r"^batch-(\d+)-\d+\.parquet$")
@@ -116,9 +119,6 @@ def _recover(part: Path) -> int:
 
 
 def _merge(part: Path, files: list[Path]) -> int:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
     tables = [pq.read_table(f) for f in files]
     # Older files may lack later columns (provenance): missing ones become nulls.
     table = pa.concat_tables(tables, promote_options="default")

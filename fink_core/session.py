@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,7 +33,7 @@ def _artifact(name: str) -> str:
 
 def connector_jars(settings: Settings) -> list[Path]:
     """Connector jars to add to Spark's classpath (those pyspark does not ship)."""
-    import pyspark
+    import pyspark  # pyspark is heavy: imported only when Spark is used
 
     wanted = str(settings.get("spark.version"))
     if pyspark.__version__ != wanted:
@@ -59,7 +60,7 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
     -------
     pyspark.sql.SparkSession
     """
-    from pyspark.sql import SparkSession
+    from pyspark.sql import SparkSession  # pyspark is heavy: imported only when Spark is used
 
     os.environ.setdefault("PYSPARK_PYTHON", _python())
     sp = settings.tree["spark"]
@@ -93,6 +94,4 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
 
 
 def _python() -> str:
-    import sys
-
     return sys.executable

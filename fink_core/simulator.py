@@ -74,7 +74,7 @@ def send(paths: Iterable[str | Path], topic: str, bootstrap: str, rate: float | 
     -------
     SendReport
     """
-    from confluent_kafka import Producer
+    from confluent_kafka import Producer  # heavy (librdkafka): only when sending
 
     conf = {"bootstrap.servers": bootstrap, "enable.idempotence": True,
             "linger.ms": 5, "compression.type": "lz4", "message.max.bytes": 16_000_000}

@@ -35,7 +35,7 @@ def read_kafka(spark: SparkSession, bootstrap: str, topic: str,
 
 def to_kafka_json(df: DataFrame, key_col: str) -> DataFrame:
     """Shape a DataFrame for the Kafka sink: ``key`` column and JSON ``value``."""
-    from pyspark.sql import functions as F
+    from pyspark.sql import functions as F  # pyspark is heavy: imported only when Spark is used
 
     return df.select(F.col(key_col).cast("string").alias("key"),
                      F.to_json(F.struct(*df.columns)).alias("value"))

@@ -43,6 +43,7 @@ from mm_broker.app.alert_frame import load_alerts, load_catalogues, windows_from
 from mm_broker.app.dataset import restore_embedded_skymap
 from mm_broker.app.flow import CounterpartFlow, VersionContext
 from mm_broker.app.plots import plot_events
+from mm_broker.app.provenance import rule_versions
 from mm_broker.app.records import retraction_record
 from mm_broker.core.config import Settings
 from mm_broker.core.db.migrate import engine_for
@@ -132,7 +133,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
     """
     steps, outcomes = load_notices(notice_paths, settings)
     catalogues = load_catalogues(settings.catalogue_dir())
-    run_provenance = Provenance.from_settings(settings, catalogues)
+    run_provenance = Provenance.from_settings(settings, catalogues, rule_versions())
     alerts, alert_counts, extras = load_alerts(alert_paths, catalogues=catalogues)
     engine = CoincidenceEngine(windows=windows_from_settings(settings))
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -54,6 +54,7 @@ from mm_broker.app.alert_frame import (
     windows_from_settings,
 )
 from mm_broker.app.flow import CounterpartFlow, VersionContext
+from mm_broker.app.provenance import rule_versions
 from mm_broker.app.records import retraction_record
 from mm_broker.core import repository
 from mm_broker.core.config import Settings
@@ -283,7 +284,7 @@ def run(settings: Settings, once: bool = False, spark: Any = None,
     stop = stop or threading.Event()
     spark = spark or sparkmod.session(settings, "mm_broker-run")
     catalogues = load_default_catalogues(settings.catalogue_dir())
-    provenance = Provenance.from_settings(settings, catalogues)
+    provenance = Provenance.from_settings(settings, catalogues, rule_versions())
     a = settings.alerts
     topics, bootstrap = ",".join(a.topics), settings.kafka.bootstrap
     source = spark_source_options(settings)

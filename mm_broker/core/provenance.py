@@ -9,12 +9,16 @@ holds
   version is written);
 * ``config_hash`` — :meth:`mm_broker.core.config.Settings.hash` of the effective
   configuration;
-* ``catalogues`` — per catalogue key, a version string derived from
-  :func:`fink_core.catalogues.provenance` (see :func:`catalogue_version`);
-* ``rules`` — the versions of the rule sets: the quality cuts
-  (:data:`fink_core.quality.RULES_VERSION`), the first classification
-  (:data:`fink_core.classify.RULES_VERSION`) and the coincidence rules
-  (:data:`coincidence.rules.RULES_VERSION`).
+* ``catalogues`` — per catalogue key, a version string derived from the catalogue's
+  own provenance (:func:`catalogue_entry`, :func:`catalogue_version`);
+* ``rules`` — the versions of the rule sets, as a mapping the caller assembles (this
+  floor imports nothing above it): the quality cuts
+  (:data:`fink_core.quality.RULES_VERSION`) and the first classification
+  (:data:`fink_core.classify.RULES_VERSION`), which :func:`fink_core.annotate.rule_versions`
+  gives, and the coincidence rules (:data:`coincidence.rules.RULES_VERSION`), which the
+  application floor adds: :func:`mm_broker.app.provenance.rule_versions` is the one
+  place the three are put together, for ``run``, ``replay``, ``alerts archive``, the
+  demo and the benchmarks.
 
 Every enriched alert row carries it in four string columns
 (:data:`PROVENANCE_COLUMNS`, :meth:`Provenance.columns`); a counterpart record carries
@@ -23,11 +27,11 @@ Every enriched alert row carries it in four string columns
 
 Examples
 --------
->>> p = Provenance.build("0123456789abcdef", [])
+>>> p = Provenance.build("0123456789abcdef", [], {"quality": "1.0.0", "coincidence": "1.0.0"})
 >>> p.columns()["prov_config_hash"], p.columns()["prov_catalogues"]
 ('0123456789abcdef', '{}')
->>> sorted(p.rule_versions())
-['classification', 'coincidence', 'quality']
+>>> p.columns()["prov_rules"]
+'{"coincidence":"1.0.0","quality":"1.0.0"}'
 """
 
 from __future__ import annotations
@@ -36,12 +40,10 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from fink_core.catalogues import Catalogue, provenance
-
-if TYPE_CHECKING:
-    from mm_broker.core.config import Settings
+from mm_broker import __version__
+from mm_broker.core import config
 
 #: Columns of the enriched archive holding the provenance (all strings, never null).
 PROVENANCE_COLUMNS = ("prov_mm_broker_version", "prov_config_hash", "prov_catalogues",
@@ -53,14 +55,47 @@ _LABEL_KEYS = ("VERSION", "VERS", "DATA_REL", "RELEASE", "DATE")
 _SHA_DIGITS = 12
 
 
+class CatalogueLike(Protocol):
+    """What a provenance reads of a loaded catalogue (:class:`fink_core.catalogues.Catalogue`
+    has it): its key, its match radius and the provenance recorded at load (files and
+    their SHA-256, header version keywords...)."""
+
+    @property
+    def key(self) -> str: ...
+
+    @property
+    def radius_arcsec(self) -> float: ...
+
+    @property
+    def provenance(self) -> Mapping[str, Any]: ...
+
+
 def compact_json(values: Mapping[str, str]) -> str:
     """``values`` as compact JSON with sorted keys (the form stored in the archive)."""
     return json.dumps(dict(values), sort_keys=True, separators=(",", ":"))
 
 
+def catalogue_entry(catalogue: CatalogueLike) -> dict[str, Any]:
+    """Provenance entry of one loaded catalogue: its match radius and what was recorded
+    at load (the form :func:`fink_core.catalogues.provenance` gives per key).
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> catalogue_entry(SimpleNamespace(key="k", radius_arcsec=2.0, provenance={"n_rows": 3}))
+    {'radius_arcsec': 2.0, 'n_rows': 3}
+    """
+    return {"radius_arcsec": catalogue.radius_arcsec, **catalogue.provenance}
+
+
+def catalogue_versions(catalogues: Iterable[CatalogueLike]) -> dict[str, str]:
+    """Catalogue key → version string (:func:`catalogue_version`) of loaded catalogues."""
+    return {c.key: catalogue_version(catalogue_entry(c)) for c in catalogues}
+
+
 def catalogue_version(entry: Mapping[str, Any]) -> str:
-    """Version string of one catalogue from its :func:`fink_core.catalogues.provenance`
-    entry.
+    """Version string of one catalogue from its provenance entry (:func:`catalogue_entry`,
+    :func:`fink_core.catalogues.provenance`).
 
     The string is ``[<label> ]sha256:<h1>[+<h2>…] r=<radius>arcsec``: the header's
     own version label when the file has one (``VERSION``, ``VERS``, ``DATA_REL``,
@@ -87,22 +122,13 @@ def catalogue_version(entry: Mapping[str, Any]) -> str:
     return f"{head}sha256:{shas} r={float(entry['radius_arcsec']):g}arcsec"
 
 
-def rule_versions() -> dict[str, str]:
-    """Versions of the rule sets of this code: quality cuts, classification, coincidence."""
-    from coincidence.rules import RULES_VERSION as coincidence_version
-    from fink_core.classify import RULES_VERSION as classification_version
-    from fink_core.quality import RULES_VERSION as quality_version
-
-    return {"quality": quality_version, "classification": classification_version,
-            "coincidence": coincidence_version}
-
-
 @dataclass(frozen=True)
 class Provenance:
     """What produced a run's outputs (see the module docstring).
 
     Build it with :meth:`from_settings` (or :meth:`build` given a configuration hash);
-    the version always comes from :data:`mm_broker.__version__`.
+    the version always comes from :data:`mm_broker.__version__`; the rule-set versions
+    are handed in (:func:`mm_broker.app.provenance.rule_versions` for a run).
 
     Attributes
     ----------
@@ -122,28 +148,55 @@ class Provenance:
     rules: tuple[tuple[str, str], ...]
 
     @classmethod
-    def build(cls, config_hash: str, catalogues: Iterable[Catalogue]) -> Provenance:
-        """Provenance of a run with configuration hash ``config_hash`` and ``catalogues``."""
-        from mm_broker import __version__
+    def build(cls, config_hash: str, catalogues: Iterable[CatalogueLike],
+              rules: Mapping[str, str]) -> Provenance:
+        """Provenance of a run.
 
+        Parameters
+        ----------
+        config_hash : str
+            Hash of the effective configuration (:meth:`Settings.hash`).
+        catalogues : iterable of CatalogueLike
+            The loaded catalogues the run matches against.
+        rules : mapping of str to str
+            Rule set → version of every rule set the run applies.
+
+        Returns
+        -------
+        Provenance
+
+        Raises
+        ------
+        ValueError
+            No configuration hash, no rule set, or a rule version that is not a
+            non-empty string.
+        """
         if not config_hash:
             raise ValueError("a provenance needs the hash of the effective configuration")
-        versions = {k: catalogue_version(v) for k, v in provenance(catalogues).items()}
+        if not rules:
+            raise ValueError("a provenance needs the versions of the rule sets it applies")
+        bad = {k: v for k, v in rules.items() if not (isinstance(v, str) and v)}
+        if bad:
+            raise ValueError(f"rule versions must be non-empty strings, not {bad}")
         return cls(mm_broker_version=__version__, config_hash=str(config_hash),
-                   catalogues=tuple(sorted(versions.items())),
-                   rules=tuple(sorted(rule_versions().items())))
+                   catalogues=tuple(sorted(catalogue_versions(catalogues).items())),
+                   rules=tuple(sorted((str(k), v) for k, v in rules.items())))
 
     @classmethod
-    def from_settings(cls, settings: Settings, catalogues: Iterable[Catalogue]) -> Provenance:
-        """Provenance of a run with ``settings`` (hashed) and the loaded ``catalogues``."""
-        return cls.build(settings.hash(), catalogues)
+    def from_settings(cls, settings: config.Settings, catalogues: Iterable[CatalogueLike],
+                      rules: Mapping[str, str]) -> Provenance:
+        """Provenance of a run with ``settings`` (hashed), the loaded ``catalogues`` and
+        the versions of the rule sets it applies (``rules``, see :meth:`build`)."""
+        return cls.build(settings.hash(), catalogues, rules)
 
     @classmethod
-    def default_config(cls, catalogues: Iterable[Catalogue]) -> Provenance:
+    def default_config(cls, catalogues: Iterable[CatalogueLike],
+                       rules: Mapping[str, str]) -> Provenance:
         """Provenance with the hash of the *shipped default* configuration (no site file,
         no ``MM_*`` overrides): for :func:`fink_core.pipeline.enrich` called without a
-        provenance (tests, fuzzing). A run always passes its own."""
-        return cls.build(_default_config_hash(), catalogues)
+        provenance (tests, fuzzing), which names the rule sets it applies itself. A run
+        always passes its own."""
+        return cls.build(_default_config_hash(), catalogues, rules)
 
     def catalogue_versions(self) -> dict[str, str]:
         """Catalogue key → version string."""
@@ -169,10 +222,8 @@ class Provenance:
 
 @cache
 def _default_config_hash() -> str:
-    from mm_broker.core import config
-
     return config.load(environ={}).hash()
 
 
-__all__ = ["PROVENANCE_COLUMNS", "Provenance", "catalogue_version", "compact_json",
-           "rule_versions"]
+__all__ = ["PROVENANCE_COLUMNS", "CatalogueLike", "Provenance", "catalogue_entry",
+           "catalogue_version", "catalogue_versions", "compact_json"]

@@ -16,6 +16,7 @@ from coincidence.archive_store import ArchiveAlertStore
 from fink_core import catalogues as C
 from fink_core.compact import CompactionError, compact, last_committed_batch
 from fink_core.pipeline import enrich, write_enriched_batch
+from mm_broker.app.provenance import rule_versions
 from mm_broker.core.provenance import Provenance
 
 FUTURE = datetime(2100, 1, 1, tzinfo=UTC)
@@ -26,7 +27,8 @@ def enriched(data_dir: Path, catalogues: list[C.Catalogue]) -> pd.DataFrame:
     """Every real ZTF Avro alert, enriched (several nights, many sky cells)."""
     files = sorted((data_dir / "alerts/ztf/avro").rglob("*.avro"))
     values = [p.read_bytes() for p in files]
-    frame = enrich(values, catalogues, provenance=Provenance.build("test", catalogues))
+    frame = enrich(values, catalogues,
+                   provenance=Provenance.build("test", catalogues, rule_versions()))
     return frame[frame["decode_error"].isna()].reset_index(drop=True)
 
 
@@ -192,7 +194,7 @@ def test_memory_horizon_bounds_memory_and_loses_no_alert(
     """`run`'s store keeps only recent alerts in memory; a late notice still finds every
     archived alert (from the archive), the same set as with everything in memory."""
     from coincidence.alerts import AlertBatch
-    from mm_broker.app.replay import engine_frame
+    from mm_broker.app.alert_frame import engine_frame
 
     keys = [c.key for c in catalogues]
     root = tmp_path / "archive"

@@ -30,6 +30,7 @@ from fink_core.pipeline import (
     start_archive,
     write_enriched_batch,
 )
+from mm_broker.app.provenance import rule_versions
 from mm_broker.core import config
 from mm_broker.core.provenance import PROVENANCE_COLUMNS, Provenance, catalogue_version
 
@@ -49,7 +50,7 @@ def run_settings() -> config.Settings:
 
 @pytest.fixture(scope="module")
 def provenance(run_settings: config.Settings, catalogues: list[C.Catalogue]) -> Provenance:
-    return Provenance.from_settings(run_settings, catalogues)
+    return Provenance.from_settings(run_settings, catalogues, rule_versions())
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +127,8 @@ def test_changing_a_setting_changes_the_recorded_hash(
     same = config.load(environ={"MM_KAFKA__PORT": "19092"})
     hashes = {}
     for name, s in (("settings", run_settings), ("other", other), ("same", same)):
-        out = enrich(values, catalogues, provenance=Provenance.from_settings(s, catalogues))
+        out = enrich(values, catalogues, provenance=Provenance.from_settings(s, catalogues,
+                                                                         rule_versions()))
         assert out["prov_config_hash"].nunique() == 1
         hashes[name] = out["prov_config_hash"].iloc[0]
     assert hashes["other"] == other.hash() != hashes["settings"]
@@ -138,7 +140,7 @@ def test_catalogues_change_the_recorded_versions(data_dir: Path,
     values = _payloads(data_dir, ("alerts/ztf/avro/20180626_skyportal",))
     gcvs = [c for c in catalogues if c.key == "gcvs"]
     wider = [C.load_catalogue(data_dir / "catalogues/gcvs.parquet", "gcvs", 3.0)]
-    rows = [json.loads(enrich(values, cats, provenance=Provenance.build("h", cats))
+    rows = [json.loads(enrich(values, cats, provenance=Provenance.build("h", cats, rule_versions()))
                        ["prov_catalogues"].iloc[0]) for cats in (gcvs, wider, [])]
     assert rows[0]["gcvs"].endswith("r=1.5arcsec") and rows[1]["gcvs"].endswith("r=3arcsec")
     assert rows[0]["gcvs"].split()[0] == rows[1]["gcvs"].split()[0]  # same file
@@ -153,10 +155,40 @@ def test_enrich_without_a_provenance_says_default_configuration(
     assert (out["prov_mm_broker_version"] == mm_broker.__version__).all()
 
 
+def test_enrich_without_a_provenance_names_the_rule_sets_it_applies(
+        data_dir: Path, catalogues: list[C.Catalogue]) -> None:
+    """Direct enrichment applies the quality cuts and the classification, not the
+    coincidence rules: it says so (a run names all three, see below)."""
+    from fink_core.annotate import rule_versions as pipeline_rule_versions
+
+    values = _payloads(data_dir, ("alerts/ztf/avro/20180626_skyportal",))
+    out = enrich(values, catalogues)
+    assert json.loads(out["prov_rules"].iloc[0]) == pipeline_rule_versions() == {
+        "quality": fink_core.quality.RULES_VERSION,
+        "classification": fink_core.classify.RULES_VERSION}
+    assert out["prov_rules"].nunique() == 1
+
+
+def test_a_run_names_the_three_rule_sets(run_settings: config.Settings) -> None:
+    """The one place the application assembles them; a provenance takes them as given."""
+    expected = {"quality": fink_core.quality.RULES_VERSION,
+                "classification": fink_core.classify.RULES_VERSION,
+                "coincidence": coincidence.rules.RULES_VERSION}
+    assert rule_versions() == expected
+    p = Provenance.from_settings(run_settings, [], rule_versions())
+    assert p.rule_versions() == expected
+    assert p.record_fields()["rule_versions"] == expected
+    assert json.loads(p.columns()["prov_rules"]) == expected
+    with pytest.raises(ValueError, match="versions of the rule sets"):
+        Provenance.from_settings(run_settings, [], {})
+    with pytest.raises(ValueError, match="non-empty strings"):
+        Provenance.build("h", [], {"quality": ""})
+
+
 def test_the_pipeline_refuses_a_missing_or_foreign_provenance(
         catalogues: list[C.Catalogue]) -> None:
     # Checked before Spark is touched (hence no session here).
-    other = Provenance.build("h", catalogues[:2])
+    other = Provenance.build("h", catalogues[:2], rule_versions())
     with pytest.raises(ValueError, match="provenance names catalogues"):
         enriched_stream(None, None, catalogues, other)  # type: ignore[arg-type]
     with pytest.raises(TypeError, match="Provenance"):
@@ -164,7 +196,7 @@ def test_the_pipeline_refuses_a_missing_or_foreign_provenance(
     with pytest.raises(ValueError, match="needs the run's provenance"):
         start_archive(None, None, catalogues, "file:///x", "file:///y")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="hash"):
-        Provenance.build("", catalogues)
+        Provenance.build("", catalogues, rule_versions())
 
 
 def test_archives_without_the_columns_still_read(
@@ -237,6 +269,7 @@ RULE_FINGERPRINTS = {
     ("fink_core.quality", "1.0.0"): "ef6d47ff514decc9",
     ("fink_core.classify", "1.0.0"): "c9bcddde4b61c132",
     ("coincidence.rules", "1.0.0"): "21e84e5a38e417a0",
+    ("coincidence.rules", "1.0.1"): "d2143638ece59998",
 }
 
 

@@ -35,7 +35,8 @@ def test_all_real_alerts_archived_once_across_a_restart(running: config.Settings
                                                         data_dir: Path, tmp_path: Path) -> None:
     from confluent_kafka import Producer
 
-    from fink_core import runner, simulator
+    from fink_core import simulator
+    from mm_broker.app.archive import archive
 
     settings = _settings(running, tmp_path)
     topic = f"test.alerts.{uuid.uuid4().hex[:8]}"
@@ -48,10 +49,10 @@ def test_all_real_alerts_archived_once_across_a_restart(running: config.Settings
     producer.produce(topic, key=b"corrupt", value=files[0].read_bytes()[:300])  # truncated
     assert producer.flush(30) == 0
 
-    counts1 = runner.archive(settings, topics=[topic], once=True, spark=spark, name="t")
+    counts1 = archive(settings, topics=[topic], once=True, spark=spark, name="t")
     second = simulator.send(files[half:], topic, bootstrap)
     assert second.delivered == len(files) - half
-    counts2 = runner.archive(settings, topics=[topic], once=True, spark=spark, name="t")
+    counts2 = archive(settings, topics=[topic], once=True, spark=spark, name="t")
     assert counts1["archive_raw"] + counts2["archive_raw"] == len(files) + 1
 
     # Spark reads the Hive partitions back (null partition values included).
@@ -80,10 +81,11 @@ def test_all_real_alerts_archived_once_across_a_restart(running: config.Settings
     # configuration hash, catalogue and rule versions.
     from fink_core.catalogues import load_default_catalogues
     from mm_broker import __version__
+    from mm_broker.app.provenance import rule_versions
     from mm_broker.core.provenance import Provenance
 
     expected = Provenance.from_settings(
-        settings, load_default_catalogues(settings.catalogue_dir())).columns()
+        settings, load_default_catalogues(settings.catalogue_dir()), rule_versions()).columns()
     assert expected["prov_mm_broker_version"] == __version__
     assert expected["prov_config_hash"] == settings.hash() != config.load(environ={}).hash()
     for column, value in expected.items():

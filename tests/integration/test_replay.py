@@ -95,6 +95,7 @@ def test_records_carry_the_catalogue_and_rule_versions(night: tuple[Path, dict],
     import fink_core.quality
     from fink_core.pipeline import enrich
     from mm_broker import __version__
+    from mm_broker.app.provenance import rule_versions
     from mm_broker.app.replay import load_catalogues
     from mm_broker.core.provenance import Provenance
 
@@ -105,7 +106,8 @@ def test_records_carry_the_catalogue_and_rule_versions(night: tuple[Path, dict],
     payloads = [p.read_bytes() for p in
                 sorted((data_dir / "alerts/ztf/avro/20180626_skyportal").glob("*.avro"))]
     row = enrich(payloads, catalogues,
-                 provenance=Provenance.from_settings(settings, catalogues)).iloc[0]
+                 provenance=Provenance.from_settings(settings, catalogues,
+                                                     rule_versions())).iloc[0]
     alert_catalogues = json.loads(row["prov_catalogues"])
     rules = {"quality": fink_core.quality.RULES_VERSION,
              "classification": fink_core.classify.RULES_VERSION,

@@ -8,7 +8,8 @@ import dataclasses
 import json
 import sys
 
-from fink_core import compact, runner, simulator
+from fink_core import compact, simulator
+from mm_broker.app.archive import archive
 from mm_broker.core.config import Settings
 from mm_broker.core.kafka import client_config as kafka_client_config
 
@@ -56,6 +57,6 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
             return 1
         print(json.dumps(dataclasses.asdict(merged)))
         return 0
-    counts = runner.archive(settings, topics=args.topic and [args.topic], once=args.once)
+    counts = archive(settings, topics=args.topic and [args.topic], once=args.once)
     print(json.dumps(counts))
     return 0
