@@ -23,8 +23,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -136,17 +135,12 @@ def ingest_night(settings: Settings) -> list[dict[str, object]]:
     return lines
 
 
-@contextmanager
-def _quiet(verbose: bool) -> Iterator[None]:
-    """Keep the console to the demo's own lines (and warnings) unless ``verbose``."""
-    root = logging.getLogger()
-    before = root.level
+def _quiet_console(verbose: bool) -> None:
+    """Keep the console to the demo's own lines and warnings unless ``verbose``: the
+    root logger passes WARNING and above for the rest of the process (the demo is the
+    process's job; Spark's gateway still logs when it closes at exit)."""
     if not verbose:
-        root.setLevel(logging.WARNING)
-    try:
-        yield
-    finally:
-        root.setLevel(before)
+        logging.getLogger().setLevel(logging.WARNING)
 
 
 def _step(n: int, text: str) -> None:
@@ -184,7 +178,7 @@ def _candidates_table(recs: list[dict[str, Any]]) -> list[str]:
                  else f"{_num(best['separation_deg']):.3f} deg from the centre")
         lines.append(f"  {event:<22} {len(rows):>10}   {best['object_id']}, {where}, "
                      f"p_chance {_num(best['p_chance']):.2g}, "
-                     f"dt {_num(best['delta_t_s']) / 3600:+.1f} h")
+                     f"dt {round(_num(best['delta_t_s']) / 3600, 1) + 0.0:+.1f} h")
     return lines
 
 
@@ -201,48 +195,50 @@ def main(settings: Settings, n_alerts: int = 20, verbose: bool = False) -> int:
         it they are logged at DEBUG and only warnings pass.
     """
     print("mm_broker demo: a night of real notices and alerts, end to end\n", flush=True)
-    with _quiet(verbose):
-        started = services.up(settings)
-        _step(1, "services up: " + ", ".join(f"{s.name} {s.address}" for s in started))
+    _quiet_console(verbose)
+    started = services.up(settings)
+    _step(1, "services up: " + ", ".join(f"{s.name} {s.address}" for s in started
+                                         if s.name in ("postgres", "kafka", "comet")))
+    log.debug("services: %s", [(s.name, s.address, round(s.seconds, 1)) for s in started])
 
-        folder = settings.data_dir / DEMO_ALERTS
-        paths = simulator.alert_files([folder])[:n_alerts]
-        run_id = time.strftime("%Y%m%dT%H%M%S")
-        t0 = time.monotonic()
-        records, timings = stream_through_spark(settings, paths, run_id)
-        _step(2, f"alerts streamed: {len(paths)} real ZTF alerts -> Kafka -> Spark Structured "
-                 f"Streaming (decode, quality flags, annotation) -> Kafka, {len(records)} "
-                 f"enriched records read back ({time.monotonic() - t0:.0f} s)")
-        log.debug("alerts from %s; %s", folder,
-                  ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
-        for rec in sorted(records, key=lambda r: str(r.get("alert_id")))[:5]:
-            log.debug("  %s", {k: rec.get(k) for k in SHOWN})
+    folder = settings.data_dir / DEMO_ALERTS
+    paths = simulator.alert_files([folder])[:n_alerts]
+    run_id = time.strftime("%Y%m%dT%H%M%S")
+    t0 = time.monotonic()
+    records, timings = stream_through_spark(settings, paths, run_id)
+    _step(2, f"alerts streamed: {len(paths)} real ZTF alerts -> Kafka -> Spark Structured "
+             f"Streaming (decode, quality flags, annotation) -> Kafka, {len(records)} "
+             f"enriched records read back ({time.monotonic() - t0:.0f} s)")
+    log.debug("alerts from %s; %s", folder,
+              ", ".join(f"{k} {v:.1f}" for k, v in timings.items()))
+    for rec in sorted(records, key=lambda r: str(r.get("alert_id")))[:5]:
+        log.debug("  %s", {k: rec.get(k) for k in SHOWN})
 
-        lines = ingest_night(settings)
-        statuses = Counter(str(x["status"]) for x in lines)
-        events = {x["event_id"] for x in lines if x.get("event_id")}
-        _step(3, f"notices ingested: {len(lines)} notices of 2024-01-12..15 (GBM, Swift, "
-                 f"INTEGRAL, LVK) -> {len(events)} events with versioned regions in "
-                 f"PostgreSQL ({_counts(statuses)})")
-        for x in lines:
-            log.debug("  %s", json.dumps(x))
+    lines = ingest_night(settings)
+    statuses = Counter(str(x["status"]) for x in lines)
+    events = {x["event_id"] for x in lines if x.get("event_id")}
+    _step(3, f"notices ingested: {len(lines)} notices of 2024-01-12..15 (GBM, Swift, "
+             f"INTEGRAL, LVK) -> {len(events)} events with versioned regions in "
+             f"PostgreSQL ({_counts(statuses)})")
+    for x in lines:
+        log.debug("  %s", json.dumps(x))
 
-        out = settings.state_dir / "demo" / "replay-20240115"
-        summary = replay.replay(settings, [str(settings.data_dir / p) for p in NIGHT_NOTICES],
-                                [str(settings.data_dir / p) for p in NIGHT_ALERTS], out,
-                                publish=True, plot=True)
-        recs = [json.loads(x) for x in (out / "counterparts.jsonl").read_text().splitlines()]
-        n_events = len({r["event_id"] for r in recs if r["status"] == "candidate"})
-        cands = sum(r["status"] == "candidate" for r in recs)
-        alerts = summary["alerts"]
-        _step(4, f"replay of the night of 2024-01-15: {alerts.get('alerts_unique', 0)} alerts "
-                 f"against the regions active at their time -> {cands} counterpart "
-                 f"candidates of {n_events} events"
-                 + (f" ({len(recs) - cands} withdrawn)" if len(recs) > cands else ""))
-        log.debug("replay summary: %s", json.dumps({k: summary[k] for k in
-                                                    ("alerts", "notices", "counterparts",
-                                                     "published") if k in summary}))
-        _step(5, "publishing: " + _published(summary, str(settings.get("publish.topic_prefix"))))
+    out = settings.state_dir / "demo" / "replay-20240115"
+    summary = replay.replay(settings, [str(settings.data_dir / p) for p in NIGHT_NOTICES],
+                            [str(settings.data_dir / p) for p in NIGHT_ALERTS], out,
+                            publish=True, plot=True)
+    recs = [json.loads(x) for x in (out / "counterparts.jsonl").read_text().splitlines()]
+    n_events = len({r["event_id"] for r in recs if r["status"] == "candidate"})
+    cands = sum(r["status"] == "candidate" for r in recs)
+    alerts = summary["alerts"]
+    _step(4, f"replay of the night of 2024-01-15: {alerts.get('alerts_unique', 0)} alerts "
+             f"against the regions active at their time -> {cands} counterpart "
+             f"candidates of {n_events} events"
+             + (f" ({len(recs) - cands} withdrawn)" if len(recs) > cands else ""))
+    log.debug("replay summary: %s", json.dumps({k: summary[k] for k in
+                                                ("alerts", "notices", "counterparts",
+                                                 "published") if k in summary}))
+    _step(5, "publishing: " + _published(summary, str(settings.get("publish.topic_prefix"))))
 
     print("\nCounterpart candidates of the night")
     for line in _candidates_table(recs):
