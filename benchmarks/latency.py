@@ -26,6 +26,7 @@ from benchmarks.alert_stream import (
 from benchmarks.common import machine, percentiles
 from benchmarks.scratch_service import ScratchService
 from mm_broker.core.config import Settings
+from mm_broker.core.kafka import log_config
 
 #: Spark trigger interval of the service during the benchmark.
 TRIGGER = "500 milliseconds"
@@ -67,7 +68,8 @@ def bench_latency(settings: Settings, rate: float = 1000.0, seconds: float = 30.
     sent_at = np.zeros(n)
     with ScratchService(settings, "latency", TRIGGER) as svc:
         svc.ingest(ep_notice(f"8{svc.tag}", t0, template.ra, template.dec, 1.0))
-        producer = Producer({"bootstrap.servers": svc.bootstrap, "linger.ms": 1})
+        producer = Producer({**log_config(settings), "bootstrap.servers": svc.bootstrap,
+                             "linger.ms": 1})
         follower = CounterpartFollower(svc.bootstrap, [svc.counterpart_topic()], sent_at,
                                        base)
         follower.start()

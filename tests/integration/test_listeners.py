@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from mm_broker.core import config
 from mm_broker.core.db.migrate import engine_for
 from mm_broker.core.db.schema import notices, raw_journal
+from mm_broker.core.kafka import log_config
 
 pytestmark = pytest.mark.services
 
@@ -52,7 +53,8 @@ def test_gcn_listener_journals_then_commits(fresh_db: config.Settings, data_dir:
     run = uuid.uuid4().hex[:8]
     topics = {f"test.gcn.classic.{run}": NOTICES[:2], f"test.igwn.gwalert.{run}": NOTICES[2:]}
     bootstrap = str(fresh_db.get("kafka.bootstrap"))
-    producer = Producer({"bootstrap.servers": bootstrap, "message.max.bytes": 16_000_000})
+    producer = Producer({**log_config(fresh_db), "bootstrap.servers": bootstrap,
+                         "message.max.bytes": 16_000_000})
     sent = 0
     for topic, files in topics.items():
         for f in files:
@@ -78,7 +80,8 @@ def test_gcn_listener_journals_then_commits(fresh_db: config.Settings, data_dir:
     assert sorted(r.status for r in rows).count("rejected") == 1
     assert n_notices == sent - 1
     # Offsets committed for every message (and only after it was journaled).
-    c = Consumer({"bootstrap.servers": bootstrap, "group.id": f"test-{run}"})
+    c = Consumer({**log_config(fresh_db), "bootstrap.servers": bootstrap,
+                  "group.id": f"test-{run}"})
     committed = c.committed([TopicPartition(t, p) for t in topics for p in range(2)], timeout=10)
     c.close()
     assert sum(tp.offset for tp in committed if tp.offset >= 0) == sent

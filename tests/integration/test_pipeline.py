@@ -12,6 +12,7 @@ import fastavro
 import pytest
 
 from mm_broker.core import config
+from mm_broker.core.kafka import log_config
 
 pytestmark = [pytest.mark.services, pytest.mark.spark]
 
@@ -45,7 +46,7 @@ def test_all_real_alerts_archived_once_across_a_restart(running: config.Settings
     half = len(files) // 2
     first = simulator.send(files[:half], topic, bootstrap)
     assert first.delivered == half
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer({**log_config(settings), "bootstrap.servers": bootstrap})
     producer.produce(topic, key=b"corrupt", value=files[0].read_bytes()[:300])  # truncated
     assert producer.flush(30) == 0
 

@@ -18,6 +18,7 @@ from sqlalchemy import text
 
 from mm_broker.core import config
 from mm_broker.core.db import migrate
+from mm_broker.core.kafka import log_config
 
 pytestmark = pytest.mark.services
 
@@ -80,11 +81,12 @@ def test_kafka_round_trip(running: config.Settings) -> None:
     bootstrap = str(running.get("kafka.bootstrap"))
     topic = f"test.roundtrip.{uuid.uuid4().hex[:8]}"
     payloads = {f"k{i}".encode(): f"value-{i}-{uuid.uuid4()}".encode() for i in range(5)}
-    producer = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True})
+    producer = Producer({**log_config(running), "bootstrap.servers": bootstrap,
+                         "enable.idempotence": True})
     for key, value in payloads.items():
         producer.produce(topic, key=key, value=value)
     assert producer.flush(30) == 0
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": topic,
+    consumer = Consumer({**log_config(running), "bootstrap.servers": bootstrap, "group.id": topic,
                          "auto.offset.reset": "earliest", "session.timeout.ms": 6000})
     consumer.subscribe([topic])
     got: dict[bytes, bytes] = {}

@@ -36,6 +36,7 @@ import pytest
 
 from mm_broker.app import cli
 from mm_broker.core import config
+from mm_broker.core.kafka import log_config
 
 REPO = Path(__file__).resolve().parents[2]
 MM_BROKER = str(Path(sys.executable).with_name("mm-broker"))
@@ -263,7 +264,7 @@ def test_commands_and_logs_never_show_a_secret(secrets: Secrets, fresh_db: confi
     run = uuid.uuid4().hex[:8]
     topic = f"test.security.{run}"
     bootstrap = str(running.get("kafka.bootstrap"))
-    producer = Producer({"bootstrap.servers": bootstrap})
+    producer = Producer({**log_config(running), "bootstrap.servers": bootstrap})
     producer.produce(topic, (data_dir / "notices/swift/BAT_GRB_Pos_655721-214.xml").read_bytes())
     assert producer.flush(30) == 0
     listen, code = _run_until(["-v", "listen", "gcn", "--topic", topic],
