@@ -21,9 +21,9 @@ import fastavro
 
 from fink_core.decode import META_KEY, decode_avro
 from fuzz.formats import JSONPath, read_header, record_leaves
-from listeners.parsers.json_values import doc_schema_path
 from listeners.parsers.json_lvk import looks_like_gwalert
 from listeners.parsers.json_registry import NOT_TRIGGERS, SCHEMA_PARSERS, TOPIC_PARSERS
+from listeners.parsers.json_values import doc_schema_path
 from mm_broker.core import config
 from mm_broker.core.errors import CorruptAlert, NoticeError, UnknownSchema
 
