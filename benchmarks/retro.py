@@ -27,6 +27,7 @@ from coincidence.archive_store import ArchiveAlertStore
 from coincidence.engine import CoincidenceEngine, EventMeta
 from coincidence.pchance import FixedRate
 from fink_core.pipeline import PARTITION_ORDER
+from mm_broker.app.alert_frame import windows_from_settings
 from mm_broker.core.config import Settings
 from mm_broker.core.models import Messenger, Role, SkyMap
 
@@ -110,7 +111,8 @@ def bench_retro(settings: Settings, n_alerts: int = 10_000_000) -> dict[str, Any
         marker.write_text("ok\n")
         t_gen = time.perf_counter() - t1
     store = ArchiveAlertStore(str(root))
-    engine = CoincidenceEngine(store=store, rate=FixedRate(0.5))
+    engine = CoincidenceEngine(store=store, rate=FixedRate(0.5),
+                               windows=windows_from_settings(settings))
     meta = EventMeta("LVK:S230518h", Messenger.GW, "LVK", "H1,L1", t0, 1, Role.OBSERVATION)
     t1 = time.perf_counter()
     emitted = engine.add_region(meta, 1, region)

@@ -8,7 +8,10 @@ Plain numpy and pandas, no Spark, Kafka or SQL (the wiring lives elsewhere):
 * :mod:`coincidence.pchance` — chance-coincidence probability (definition and
   derivation in its docstring) and ``TransientRate``, the stream's rate of new
   transients.
-* :mod:`coincidence.annotate` — per-alert credible level, density, searched area.
+* :mod:`coincidence.version` — ``EventMeta``, an event's active region version
+  prepared for matching, and the figures of its candidates: credible level,
+  density and searched area from the region's model (the one of :mod:`skymaps`),
+  chance probability, separation.
 * :mod:`coincidence.association` — the ``Association`` record.
 * :mod:`coincidence.rank` — ranking of the candidates of one event version.
 * :mod:`coincidence.alerts` — ``AlertBatch``, the ``AlertStore`` protocol and its

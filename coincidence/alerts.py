@@ -22,6 +22,7 @@ import pandas as pd
 
 from coincidence.index import expand_counts, ipix29
 from coincidence.times import column_to_ns
+from mm_broker.core.models import IPIX_DTYPE
 
 #: Columns of an alerts DataFrame handed to the engine, and their meaning.
 ALERT_COLUMNS: dict[str, str] = {
@@ -57,7 +58,7 @@ class AlertBatch:
     alert_id, object_id, survey : ndarray of object (str)
     ra, dec : ndarray of float64
         Degrees.
-    ipix : ndarray of int64
+    ipix : ndarray of IPIX_DTYPE (int64)
         Order-29 nested HEALPix index of the position.
     time_ns, first_ns : ndarray of int64
         Observation time and object's first detection, ns since the epoch.
@@ -113,7 +114,7 @@ class AlertBatch:
             survey=surveys,
             ra=ra_arr,
             dec=dec_arr,
-            ipix=ipix29(ra_arr, dec_arr) if n else np.zeros(0, dtype=np.int64),
+            ipix=ipix29(ra_arr, dec_arr) if n else np.zeros(0, dtype=IPIX_DTYPE),
             time_ns=np.asarray(time_ns, dtype=np.int64).reshape(-1),
             first_ns=np.asarray(first_ns, dtype=np.int64).reshape(-1),
             quality=flags.reshape(-1),
@@ -277,7 +278,7 @@ class InMemoryAlertStore:
     ) -> AlertBatch:
         """See :meth:`AlertStore.query`."""
         alerts, seq = self._consolidated()
-        bounds = np.asarray(ranges).reshape(-1, 2).astype(np.int64)
+        bounds = np.asarray(ranges).reshape(-1, 2).astype(IPIX_DTYPE)  # as alerts.ipix
         if len(alerts) == 0 or len(bounds) == 0:
             return AlertBatch.empty()
         first = np.searchsorted(alerts.ipix, bounds[:, 0], side="left")

@@ -27,6 +27,12 @@ identity is emitted at most once as ``candidate`` and at most once, afterwards, 
 ``rank`` is the candidate's rank among the candidates of its event version known at
 emission; :meth:`CoincidenceEngine.candidates` gives the current full ranking.
 
+Figures
+-------
+Each candidate carries the figures of :func:`coincidence.version.associations`:
+credible level and density from the region's model (the one of :mod:`skymaps`),
+searched area, chance probability, separation for circles.
+
 Test events
 -----------
 The event's :class:`~mm_broker.core.models.Role` is carried into every association
@@ -42,7 +48,6 @@ order.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -52,83 +57,22 @@ import numpy.typing as npt
 import pandas as pd
 
 from coincidence.alerts import AlertBatch, AlertStore, InMemoryAlertStore
-from coincidence.annotate import (
-    AreaFn,
-    AreaModel,
-    LevelFn,
-    LevelModel,
-    angular_separation_deg,
-    default_area_model,
-    default_level_model,
-)
 from coincidence.association import Association, Status
-from coincidence.index import ActiveRegions, RegionEntry, checked_ranges
-from coincidence.pchance import RateEstimate, RateSource, TransientRate, elapsed_days, p_chance
+from coincidence.index import ActiveRegions, RegionEntry
+from coincidence.pchance import RateEstimate, RateSource, TransientRate
 from coincidence.rank import rank_candidates
 from coincidence.rules import Window, pair_time_mask, time_mask, window_for
-from coincidence.times import NS_PER_S, from_ns, seconds_to_ns, to_ns
-from mm_broker.core.models import Messenger, Notice, Region, Role
+from coincidence.times import from_ns, seconds_to_ns
+from coincidence.version import ActiveVersion, EventMeta, associations, prepare
+from mm_broker.core.models import Messenger, Region
 
-
-@dataclass(frozen=True)
-class EventMeta:
-    """What the engine needs to know of an event's notice.
-
-    Attributes
-    ----------
-    event_id : str
-    messenger : Messenger
-    mission, instrument : str
-    trigger_time : datetime
-        t0, timezone-aware.
-    notice_version : int
-        Version of the notice that gave the region.
-    role : Role
-        ``test`` (and ``utility``) events are flagged in every association.
-    """
-
-    event_id: str
-    messenger: Messenger
-    mission: str
-    instrument: str
-    trigger_time: datetime
-    notice_version: int
-    role: Role = Role.OBSERVATION
-
-    @classmethod
-    def from_notice(cls, notice: Notice) -> EventMeta:
-        """The meta of a parsed notice."""
-        return cls(
-            event_id=notice.event_id,
-            messenger=notice.messenger,
-            mission=notice.mission,
-            instrument=notice.instrument,
-            trigger_time=notice.trigger_time,
-            notice_version=notice.version,
-            role=notice.role,
-        )
-
-
-@dataclass(eq=False)
-class _Version:
-    """The active region version of an event, prepared for matching."""
-
-    meta: EventMeta
-    region_version: int
-    region: Region
-    window: Window
-    levels: LevelFn
-    areas: AreaFn
-    t0_ns: int
-    opens_ns: int
-    closes_ns: int
-    candidates: dict[str, Association] = field(default_factory=dict)
+__all__ = ["CoincidenceEngine", "EventMeta"]
 
 
 @dataclass(eq=False)
 class _Event:
     versions_seen: set[int] = field(default_factory=set)
-    active: _Version | None = None
+    active: ActiveVersion | None = None
     retracted: bool = False
 
 
@@ -137,18 +81,15 @@ class CoincidenceEngine:
 
     Parameters
     ----------
+    windows : mapping of Messenger to Window
+        Time rules per messenger, built by the caller from the settings
+        (``[coincidence]``, the one place of the defaults); :meth:`add_region` may
+        override the window of one region version.
     store : AlertStore, optional
         Where past alerts are kept for retro-matching (default: in memory).
     rate : RateSource, optional
         Rate of new transients for ``p_chance`` (default: :class:`TransientRate`
         measured from the alerts the engine processes).
-    windows : mapping of Messenger to Window, optional
-        Time rules per messenger (default :data:`coincidence.rules.DEFAULT_WINDOWS`);
-        :meth:`add_region` may override the window of one region version.
-    level_model, area_model : callable, optional
-        ``region → (ra, dec) → (credible_level, density_deg2)`` and
-        ``region → credible_level → searched_area_deg2``
-        (defaults in :mod:`coincidence.annotate`).
     table_order : int
         Order of the acceleration table of :class:`ActiveRegions`.
     """
@@ -156,22 +97,18 @@ class CoincidenceEngine:
     def __init__(
         self,
         *,
+        windows: Mapping[Messenger, Window],
         store: AlertStore | None = None,
         rate: RateSource | None = None,
-        windows: Mapping[Messenger, Window] | None = None,
-        level_model: LevelModel = default_level_model,
-        area_model: AreaModel = default_area_model,
         table_order: int = 8,
     ) -> None:
         self._store: AlertStore = InMemoryAlertStore() if store is None else store
         self._rate: RateSource = TransientRate() if rate is None else rate
         self._windows = windows
-        self._level_model = level_model
-        self._area_model = area_model
         self._table_order = table_order
         self._events: dict[str, _Event] = {}
         self._emitted: set[tuple[str, int, str, Status]] = set()
-        self._index: tuple[ActiveRegions, list[_Version]] | None = None
+        self._index: tuple[ActiveRegions, list[ActiveVersion]] | None = None
         # per region index: t0, before, after, newness (ns), aligned with the index
         self._index_rules: tuple[npt.NDArray[np.int64], ...] = ()
         self._now_ns: int | None = None
@@ -354,24 +291,12 @@ class CoincidenceEngine:
 
     def _prepare(
         self, meta: EventMeta, region_version: int, region: Region, window: Window | None
-    ) -> _Version:
+    ) -> ActiveVersion:
         """Validate and prepare a region version (raises before any state changes)."""
-        checked_ranges(region, (meta.event_id, region_version))  # fail here, not later
         win = window_for(meta.messenger, self._windows) if window is None else window
-        t0 = to_ns(meta.trigger_time)
-        return _Version(
-            meta=meta,
-            region_version=region_version,
-            region=region,
-            window=win,
-            levels=self._level_model(region),
-            areas=self._area_model(region),
-            t0_ns=t0,
-            opens_ns=win.opens_ns(t0),
-            closes_ns=win.closes_ns(t0),
-        )
+        return prepare(meta, region_version, region, win)
 
-    def _active_index(self) -> tuple[ActiveRegions, list[_Version]]:
+    def _active_index(self) -> tuple[ActiveRegions, list[ActiveVersion]]:
         if self._index is None:
             versions = [
                 ev.active for _, ev in sorted(self._events.items()) if ev.active is not None
@@ -392,7 +317,7 @@ class CoincidenceEngine:
             )
         return self._index
 
-    def _retro_match(self, version: _Version) -> list[Association]:
+    def _retro_match(self, version: ActiveVersion) -> list[Association]:
         past = self._store.query(version.opens_ns, version.closes_ns, version.region.ranges)
         if len(past) == 0:
             return []
@@ -409,78 +334,16 @@ class CoincidenceEngine:
         return replace(assoc, status=Status.WITHDRAWN)
 
     def _associate(
-        self, version: _Version, alerts: AlertBatch, rate: RateEstimate | None
+        self, version: ActiveVersion, alerts: AlertBatch, rate: RateEstimate | None
     ) -> list[Association]:
         """New candidates of one version among alerts already inside its region."""
         alerts = alerts.take(
             time_mask(alerts.time_ns, alerts.first_ns, version.t0_ns, version.window)
         )
         fresh = [i for i, aid in enumerate(alerts.alert_id) if aid not in version.candidates]
-        alerts = alerts.take(np.array(fresh, dtype=np.int64))
-        if len(alerts) == 0:
+        new = associations(version, alerts.take(np.array(fresh, dtype=np.int64)), rate)
+        if not new:
             return []
-        region = version.region
-        level, density = version.levels(alerts.ra, alerts.dec)
-        searched = version.areas(level)
-        elapsed = elapsed_days(alerts.time_ns, version.opens_ns)
-        window_days = version.window.duration_days
-        p = np.full(len(alerts), np.nan)
-        has_area = np.isfinite(searched)
-        if rate is not None and np.any(has_area):
-            p[has_area] = p_chance(
-                rate.rate_per_deg2_day,
-                searched[has_area],
-                elapsed[has_area],
-                region_area_deg2=region.area_deg2,
-                window_days=window_days,
-            )
-        sep: npt.NDArray[np.float64] | None = None
-        if (
-            region.kind == "circle"
-            and region.center_ra is not None
-            and region.center_dec is not None
-        ):
-            sep = angular_separation_deg(region.center_ra, region.center_dec, alerts.ra, alerts.dec)
-        circle = sep is not None
-        meta = version.meta
-        new: list[Association] = []
-        for i in range(len(alerts)):
-            sep_i = None if sep is None else float(sep[i])
-            ratio = (
-                sep_i / region.radius90_deg if sep_i is not None and region.radius90_deg else None
-            )
-            new.append(
-                Association(
-                    event_id=meta.event_id,
-                    messenger=meta.messenger,
-                    mission=meta.mission,
-                    instrument=meta.instrument,
-                    notice_version=meta.notice_version,
-                    region_version=version.region_version,
-                    role=meta.role,
-                    status=Status.CANDIDATE,
-                    trigger_time=meta.trigger_time,
-                    survey=str(alerts.survey[i]),
-                    object_id=str(alerts.object_id[i]),
-                    alert_id=str(alerts.alert_id[i]),
-                    alert_time=from_ns(int(alerts.time_ns[i])),
-                    ra=float(alerts.ra[i]),
-                    dec=float(alerts.dec[i]),
-                    delta_t_s=(int(alerts.time_ns[i]) - version.t0_ns) / NS_PER_S,
-                    separation_deg=sep_i,
-                    separation_ratio=ratio,
-                    credible_level=_opt(level[i]),
-                    prob_density_deg2=None if circle else _opt(density[i]),
-                    p_chance=_opt(p[i]),
-                    rank=0,
-                    rate_per_deg2_day=None if rate is None else rate.rate_per_deg2_day,
-                    searched_area_deg2=_opt(searched[i]),
-                    elapsed_days=float(elapsed[i]),
-                    region_area_deg2=float(region.area_deg2),
-                    window_days=window_days,
-                    quality=bool(alerts.quality[i]),
-                )
-            )
         new_ids = {a.alert_id for a in new}
         ranked = rank_candidates([*version.candidates.values(), *new])
         emitted: list[Association] = []
@@ -495,7 +358,3 @@ class CoincidenceEngine:
             emitted.append(assoc)
         return emitted
 
-
-def _opt(value: float) -> float | None:
-    """A float, or ``None`` for NaN (no value)."""
-    return None if math.isnan(value) else float(value)

@@ -30,8 +30,8 @@ Examples
 >>> import numpy as np
 >>> from mm_broker.core.models import Region
 >>> def region(ranges):
-...     r = np.asarray(ranges, dtype=np.uint64)
-...     empty = np.zeros((0, 2), np.uint64)
+...     r = np.asarray(ranges, dtype=np.int64)
+...     empty = np.zeros((0, 2), np.int64)
 ...     return Region("circle", r, 1.0, 0.9, empty, np.zeros(0), np.zeros(0))
 >>> index = ActiveRegions([
 ...     RegionEntry("a", region([[10, 20]]), 0, 1),
@@ -47,22 +47,19 @@ from __future__ import annotations
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
 
-import healpy as hp
 import numpy as np
 import numpy.typing as npt
 
-from mm_broker.core.models import MAX_ORDER, Region
-
-#: Number of order-29 nested HEALPix indices on the sphere (12·4**29).
-NPIX29 = 12 * 4**MAX_ORDER
-#: nside of order 29.
-NSIDE29 = 2**MAX_ORDER
+from mm_broker.core.models import IPIX_DTYPE, MAX_ORDER, Region
+from skymaps.ranges import NPIX29, ang2pix29
 
 IntArray = npt.NDArray[np.int64]
 
 
 def ipix29(ra: npt.ArrayLike, dec: npt.ArrayLike) -> IntArray:
-    """Order-29 nested HEALPix index of positions.
+    """Order-29 nested HEALPix index of positions, as a 1-D array.
+
+    The index of :func:`skymaps.ranges.ang2pix29` (the one computation of it).
 
     Parameters
     ----------
@@ -71,17 +68,14 @@ def ipix29(ra: npt.ArrayLike, dec: npt.ArrayLike) -> IntArray:
 
     Returns
     -------
-    ndarray of int64
+    ndarray of IPIX_DTYPE (int64)
 
     Examples
     --------
     >>> int(ipix29(0.0, 90.0)[0]) == 4**29 - 1
     True
     """
-    ra_arr = np.atleast_1d(np.asarray(ra, dtype=np.float64))
-    dec_arr = np.atleast_1d(np.asarray(dec, dtype=np.float64))
-    pix = hp.ang2pix(NSIDE29, ra_arr, dec_arr, nest=True, lonlat=True)
-    return np.asarray(pix, dtype=np.int64)
+    return np.atleast_1d(ang2pix29(ra, dec))
 
 
 @dataclass(frozen=True, eq=False)
@@ -106,7 +100,10 @@ class RegionEntry:
 
 
 def checked_ranges(region: Region, key: Hashable) -> IntArray:
-    """The region's ranges as int64, after checking they are sorted and disjoint.
+    """The region's ranges as IPIX_DTYPE, after checking they are sorted and disjoint.
+
+    Ranges of any integer dtype are accepted (uint64 from older callers): bounds of
+    ``[0, 12·4**29]`` convert exactly, and the join then compares one dtype only.
 
     Raises
     ------
@@ -116,10 +113,12 @@ def checked_ranges(region: Region, key: Hashable) -> IntArray:
     """
     ranges = np.asarray(region.ranges)
     if ranges.size == 0:
-        return np.zeros((0, 2), dtype=np.int64)
+        return np.zeros((0, 2), dtype=IPIX_DTYPE)
     if ranges.ndim != 2 or ranges.shape[1] != 2:
         raise ValueError(f"region {key!r}: ranges must have shape (n, 2), got {ranges.shape}")
-    out = ranges.astype(np.int64)
+    if np.any(ranges < 0) or np.any(ranges > NPIX29):  # before a cast could wrap them
+        raise ValueError(f"region {key!r}: ranges must lie in [0, 12*4**29]")
+    out = ranges.astype(IPIX_DTYPE)
     lo, hi = out[:, 0], out[:, 1]
     if np.any(lo >= hi) or lo[0] < 0 or hi[-1] > NPIX29 or np.any(lo[1:] < hi[:-1]):
         raise ValueError(f"region {key!r}: ranges must be sorted, disjoint, non-empty, in range")
@@ -168,7 +167,7 @@ class ActiveRegions:
         self.n_ranges = int(sum(len(r) for r in per_region))
 
         # Elementary intervals between all boundaries (with both ends of the sphere).
-        edges = [np.array([0, NPIX29], dtype=np.int64)]
+        edges = [np.array([0, NPIX29], dtype=IPIX_DTYPE)]
         edges.extend(r.ravel() for r in per_region)
         self.bounds: IntArray = np.unique(np.concatenate(edges))
         n_intervals = len(self.bounds) - 1
@@ -199,7 +198,7 @@ class ActiveRegions:
         self.table_order = table_order
         self._shift = 2 * (MAX_ORDER - table_order)
         n_cells = 12 * 4**table_order
-        cell_starts = np.arange(n_cells, dtype=np.int64) << self._shift
+        cell_starts = np.arange(n_cells, dtype=IPIX_DTYPE) << self._shift
         self._cell_interval = (np.searchsorted(self.bounds, cell_starts, side="right") - 1).astype(
             np.int32 if n_intervals < 2**31 else np.int64
         )
@@ -235,7 +234,7 @@ class ActiveRegions:
         ndarray of int64
             ``j`` such that ``bounds[j] <= ipix < bounds[j+1]``.
         """
-        pix = np.asarray(ipix, dtype=np.int64)
+        pix = np.asarray(ipix, dtype=IPIX_DTYPE)
         cells = pix >> self._shift
         found = self._cell_interval[cells].astype(np.int64)
         cut = np.flatnonzero(self._cell_split[cells])
@@ -262,7 +261,7 @@ class ActiveRegions:
         ValueError
             If an index is outside ``[0, 12·4**29)``.
         """
-        pix = np.asarray(ipix, dtype=np.int64).ravel()
+        pix = np.asarray(ipix, dtype=IPIX_DTYPE).ravel()
         if len(pix) and (pix.min() < 0 or pix.max() >= NPIX29):
             raise ValueError("order-29 indices must lie in [0, 12*4**29)")
         interval = self.locate(pix)

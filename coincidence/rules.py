@@ -14,8 +14,9 @@ Both time comparisons are closed (``>=``/``<=``) and exact: times are integer
 nanoseconds (:mod:`coincidence.times`), so an alert exactly at ``t0 - 600 s`` or at
 ``t0 + 20 d`` matches.
 
-The durations are a :class:`Window` per messenger, with the defaults of
-:data:`DEFAULT_WINDOWS`.
+The durations are a :class:`Window` per messenger. Their default values live in one
+place, the ``[coincidence]`` section of the settings (``mm_broker/default.toml``):
+the caller builds the windows from the settings; a :class:`Window` has no defaults.
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import numpy as np
 import numpy.typing as npt
@@ -37,7 +37,7 @@ from mm_broker.core.models import Messenger
 #: default window changes (the windows set in the configuration are covered by the
 #: configuration hash instead; tests/fink_core/test_fc_provenance.py pins the rule
 #: content of each version).
-RULES_VERSION = "1.0.0"
+RULES_VERSION = "1.0.1"
 
 #: Seconds in one day.
 DAY_S = 86_400.0
@@ -47,32 +47,35 @@ DAY_S = 86_400.0
 class Window:
     """Time rules of one messenger, in seconds relative to the trigger time ``t0``.
 
+    The defaults are settings (``coincidence.window_before_s``,
+    ``coincidence.window_after_days`` and its per-messenger table,
+    ``coincidence.newness_before_s``), explained in ``mm_broker/default.toml``: the
+    contract window ``[t0 - 600 s, t0 + 20 d]`` and a newness margin of 600 s.
+
     Attributes
     ----------
     before_s : float
-        The window opens at ``t0 - before_s``. Default 600 s: alerts observed up to
-        ten minutes before the trigger (clock offsets, precursors, optical flashes
-        caught by a survey exposure that began before t0) still count.
+        The window opens at ``t0 - before_s``: alerts observed a little before the
+        trigger (clock offsets, precursors, optical flashes caught by a survey
+        exposure that began before t0) still count.
     after_s : float
-        The window closes at ``t0 + after_s``. Default 20 days: kilonovae, GRB
-        afterglows and neutrino-associated transients are found within days to
-        weeks; past three weeks unrelated new transients dominate.
+        The window closes at ``t0 + after_s``: kilonovae, GRB afterglows and
+        neutrino-associated transients are found within days to weeks.
     newness_s : float
         An alert's object must be first detected no earlier than ``t0 - newness_s``.
-        Default 600 s, the same margin as ``before_s``.
 
     Examples
     --------
-    >>> w = Window()
+    >>> w = Window(before_s=600.0, after_s=20 * DAY_S, newness_s=600.0)
     >>> w.opens_ns(0), w.closes_ns(0) // 86_400_000_000_000
     (-600000000000, 20)
     >>> round(w.duration_days, 6)
     20.006944
     """
 
-    before_s: float = 600.0
-    after_s: float = 20 * DAY_S
-    newness_s: float = 600.0
+    before_s: float
+    after_s: float
+    newness_s: float
 
     def __post_init__(self) -> None:
         for name in ("before_s", "after_s", "newness_s"):
@@ -100,24 +103,18 @@ class Window:
         return (seconds_to_ns(self.before_s) + seconds_to_ns(self.after_s)) / NS_PER_DAY
 
 
-#: Default window per messenger. All four use the contract window
-#: ``[t0 - 600 s, t0 + 20 d]`` and the newness margin of 600 s; they are separate
-#: entries so that one messenger can be changed (configuration or caller) without
-#: touching the others.
-DEFAULT_WINDOWS: Mapping[Messenger, Window] = MappingProxyType(
-    {
-        Messenger.GW: Window(),
-        Messenger.GRB: Window(),
-        Messenger.NU: Window(),
-        Messenger.X: Window(),
-    }
-)
+def window_for(messenger: Messenger, windows: Mapping[Messenger, Window]) -> Window:
+    """Window of a messenger from ``windows`` (built from the settings by the caller).
 
-
-def window_for(messenger: Messenger, windows: Mapping[Messenger, Window] | None = None) -> Window:
-    """Window of a messenger from ``windows`` (default :data:`DEFAULT_WINDOWS`)."""
-    table = DEFAULT_WINDOWS if windows is None else windows
-    return table[messenger]
+    Raises
+    ------
+    KeyError
+        If ``windows`` has no window for the messenger.
+    """
+    try:
+        return windows[messenger]
+    except KeyError:
+        raise KeyError(f"no coincidence window for messenger {messenger}") from None
 
 
 def time_mask(
@@ -145,8 +142,9 @@ def time_mask(
     Examples
     --------
     >>> day = 86_400 * 10**9
+    >>> window = Window(before_s=600.0, after_s=20 * DAY_S, newness_s=600.0)
     >>> time_mask([-600 * 10**9, -600 * 10**9 - 1, 20 * day, 20 * day + 1],
-    ...           [-600 * 10**9] * 4, 0, Window()).tolist()
+    ...           [-600 * 10**9] * 4, 0, window).tolist()
     [True, False, True, False]
     """
     t = np.asarray(alert_ns, dtype=np.int64)

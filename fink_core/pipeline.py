@@ -61,6 +61,7 @@ from fink_core.catalogues import Catalogue, catalogue_keys
 from fink_core.catalogues import provenance as catalogue_provenance
 from fink_core.decode import META_KEY, concat_frames, decode_avro, flatten
 from mm_broker.core.errors import CorruptAlert, UnknownSchema
+from mm_broker.core.models import IPIX_DTYPE
 from mm_broker.core.provenance import PROVENANCE_COLUMNS, Provenance, catalogue_version
 
 if TYPE_CHECKING:
@@ -135,10 +136,11 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
     ra = out["ra"].to_numpy(dtype=float)
     dec = out["dec"].to_numpy(dtype=float)
     ok = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
-    ipix = np.full(len(out), np.nan)
+    # IPIX_DTYPE, never float64: a float cannot hold order-29 indices (~3e18) exactly.
+    ipix = np.zeros(len(out), dtype=IPIX_DTYPE)
     if ok.any():
         ipix[ok] = hp.ang2pix(2**29, ra[ok] % 360.0, dec[ok], nest=True, lonlat=True)
-    out["ipix29"] = pd.array(np.where(ok, ipix, 0).astype(np.int64), dtype="Int64")
+    out["ipix29"] = pd.array(ipix, dtype="Int64")
     out.loc[~ok, "ipix29"] = pd.NA
     out["hpx1"] = (out["ipix29"] // (4 ** (29 - PARTITION_ORDER))).astype("Int32")
     obs = pd.to_datetime(out["obs_time"], utc=True)

@@ -39,6 +39,7 @@ __all__ = [
     "level",
     "mixture_radius",
     "radius_for_level",
+    "searched_area_deg2",
     "sigma_for_radius",
 ]
 
@@ -97,6 +98,31 @@ def density_deg2(theta_deg: npt.ArrayLike, sigma_deg: float) -> npt.NDArray[np.f
     half = np.sin(np.radians(np.asarray(theta_deg, dtype=np.float64)) / 2.0)
     per_sr = kappa / (2.0 * math.pi * _norm(kappa)) * np.exp(-2.0 * kappa * half**2)
     return np.asarray(per_sr / _DEG2_PER_SR, dtype=np.float64)
+
+
+def searched_area_deg2(level_: npt.ArrayLike, sigma_deg: float) -> npt.NDArray[np.float64]:
+    """Area (deg²) of the smallest credible region at each credible level.
+
+    The credible region at level ``c`` is the cap whose probability is ``c``: with
+    ``h = 1 - cos theta`` its area is ``2 pi h`` sr, and ``level(theta) = c`` gives
+    ``h = -ln(1 - c (1 - exp(-2 kappa))) / kappa``. So the searched area of a point is
+    exactly the cap through it: ``searched_area_deg2(level(theta, s), s)`` is the
+    area of the cap of radius ``theta``. NaN levels give NaN.
+
+    Examples
+    --------
+    >>> theta = 1.0
+    >>> cap = 2 * np.pi * (1 - np.cos(np.radians(theta))) * (180 / np.pi) ** 2
+    >>> bool(np.isclose(searched_area_deg2(level(theta, 2.0), 2.0), cap, rtol=1e-9))
+    True
+    >>> round(float(searched_area_deg2(1.0, 1.0)), 1)  # level 1: the whole sky
+    41253.0
+    """
+    kappa = _kappa(sigma_deg)
+    c = np.clip(np.asarray(level_, dtype=np.float64), 0.0, 1.0)
+    with np.errstate(divide="ignore"):  # level 1 of a concentrated law: log1p(-1)
+        h = np.minimum(-np.log1p(-c * _norm(kappa)) / kappa, 2.0)
+    return np.asarray(2.0 * math.pi * h * _DEG2_PER_SR, dtype=np.float64)
 
 
 def radius_for_level(sigma_deg: float, containment: float) -> float:

@@ -1,11 +1,21 @@
-"""Credible level and probability density of a region at given positions.
+"""Credible level, probability density and searched area of a region: the one model.
+
+Every part of mm_broker that needs the probability model of a region (the
+coincidence engine included) asks these functions:
 
 * Circles (``Region.sigma_deg`` set): analytic, from the angular separation to the
   centre, with the Fisher model of :mod:`skymaps.fisher` (the 2-D Gaussian
   ``1 - exp(-r**2 / 2 sigma**2)`` and ``exp(-r**2 / 2 sigma**2) / (2 pi sigma**2)``
   for small circles). Defined everywhere on the sky.
 * Maps, ellipses and boxes: the value of the tile holding the position (one binary
-  search per position in ``Region.tile_ranges``).
+  search per position in ``Region.tile_ranges``, which must be sorted by first index:
+  regions built here are, :func:`with_sorted_tiles` sorts any other).
+
+The searched area at a credible level (the area of the smallest credible region at
+that level, input of the chance probability) is the cap of that level for a circle
+(:func:`skymaps.fisher.searched_area_deg2`) and, for tiles, the total area of the
+tiles whose level is at most it (ties included: the greedy searched area of
+ligo.skymap, conservative by at most one tile); :func:`searched_area_model`.
 
 Outside the tiles
 -----------------
@@ -20,18 +30,32 @@ negligible. These are ordinary values at the top and bottom of their scales, not
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import replace
+
 import numpy as np
 import numpy.typing as npt
 from astropy.coordinates import angular_separation
 
-from mm_broker.core.models import Region
+from mm_broker.core.models import IPIX_DTYPE, Region
 from skymaps import fisher
 from skymaps.coords import validate_query
-from skymaps.ranges import ang2pix29, locate
+from skymaps.ranges import PIX29_AREA_DEG2, ang2pix29, locate
 
-__all__ = ["credible_level_at", "density_at", "in_tiles", "separation_deg"]
+__all__ = [
+    "credible_level_at",
+    "density_at",
+    "in_tiles",
+    "level_density_at",
+    "searched_area_model",
+    "separation_deg",
+    "with_sorted_tiles",
+]
 
 FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+#: ``credible_level → searched_area_deg2`` of one region.
+AreaFn = Callable[[npt.ArrayLike], FloatArray]
 
 
 def _is_analytic(region: Region) -> bool:
@@ -84,6 +108,130 @@ def in_tiles(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> npt.NDArr
     return _tile_values(region, ra, dec)[1]
 
 
+def with_sorted_tiles(region: Region) -> Region:
+    """The region with its tiles ordered by first index, as the lookups need.
+
+    The region itself when they are already (regions built by :mod:`skymaps`, or
+    loaded from the store in order); otherwise a copy with the tiles, their levels
+    and densities reordered together.
+
+    Raises
+    ------
+    ValueError
+        If the tile arrays differ in length, or tiles overlap.
+
+    Examples
+    --------
+    >>> from mm_broker.core.models import Circle
+    >>> from skymaps.circles import region_from_circle
+    >>> region = region_from_circle(Circle(10.0, 0.0, 1.0, 0.9))
+    >>> with_sorted_tiles(region) is region
+    True
+    """
+    tiles = np.asarray(region.tile_ranges, dtype=IPIX_DTYPE).reshape(-1, 2)
+    n = len(tiles)
+    if not n == len(region.tile_credible_level) == len(region.tile_density_deg2):
+        raise ValueError("tile_ranges, tile_credible_level, tile_density_deg2 differ in size")
+    if n < 2 or bool(np.all(tiles[1:, 0] >= tiles[:-1, 1])):
+        return region
+    order = np.argsort(tiles[:, 0], kind="stable")
+    tiles = tiles[order]
+    if np.any(tiles[1:, 0] < tiles[:-1, 1]):
+        raise ValueError("the region's tiles overlap")
+    return replace(region, tile_ranges=tiles,
+                   tile_credible_level=np.asarray(region.tile_credible_level)[order],
+                   tile_density_deg2=np.asarray(region.tile_density_deg2)[order])
+
+
+def level_density_at(
+    region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike
+) -> tuple[FloatArray, FloatArray, BoolArray]:
+    """Credible level and density of the region's model, and where the model holds.
+
+    Parameters
+    ----------
+    region : Region
+        Any region built by :mod:`skymaps` (tiles sorted, see :func:`with_sorted_tiles`).
+    ra, dec : array_like
+        ICRS positions in degrees (broadcast together).
+
+    Returns
+    -------
+    level, density : ndarray of float64
+        As :func:`credible_level_at` and :func:`density_at`.
+    described : ndarray of bool
+        Whether the model describes the position: everywhere for a circle's
+        analytic model, inside the tiles otherwise (outside them ``level`` is 1.0
+        and ``density`` 0.0, see the module documentation).
+
+    Raises
+    ------
+    ValueError
+        NaN or infinite coordinates, or declinations outside ``[-90, 90]``.
+
+    Examples
+    --------
+    >>> from mm_broker.core.models import Box
+    >>> from skymaps.circles import region_from_box
+    >>> region = region_from_box(Box(10.0, 0.0, 1.0, 1.0, 1.0, 1.0, 0.9))
+    >>> level, density, described = level_density_at(region, [10.0, 50.0], [0.0, 0.0])
+    >>> described.tolist(), level[1], density[1]
+    ([True, False], np.float64(1.0), np.float64(0.0))
+    """
+    if _is_analytic(region):
+        assert region.sigma_deg is not None
+        theta = separation_deg(region, ra, dec)
+        return (fisher.level(theta, region.sigma_deg),
+                fisher.density_deg2(theta, region.sigma_deg),
+                np.ones(theta.shape, dtype=bool))
+    index, inside = _tile_values(region, ra, dec)
+    level = np.where(inside, region.tile_credible_level[index], 1.0).astype(np.float64)
+    density = np.where(inside, region.tile_density_deg2[index], 0.0).astype(np.float64)
+    return level, density, inside
+
+
+def searched_area_model(region: Region) -> AreaFn:
+    """The region's ``credible level → searched area (deg²)``, prepared once.
+
+    Circles: the cap of the Fisher model holding that probability. Tiled regions:
+    the total area of the tiles whose level is at most it, ties included (so for
+    the level of a tile, the searched area of ligo.skymap's ``crossmatch``). A NaN
+    level gives NaN.
+
+    Examples
+    --------
+    >>> from mm_broker.core.models import Circle
+    >>> from skymaps.circles import region_from_circle
+    >>> region = region_from_circle(Circle(0.0, 0.0, 1.0, 0.9))
+    >>> area = searched_area_model(region)
+    >>> level = credible_level_at(region, 1.0, 0.0)  # on the 90 % circle
+    >>> round(float(area(level)), 3)  # the cap of radius 1 degree
+    3.142
+    """
+    if _is_analytic(region):
+        sigma = region.sigma_deg
+        assert sigma is not None
+
+        def cap(level: npt.ArrayLike) -> FloatArray:
+            return fisher.searched_area_deg2(level, sigma)
+
+        return cap
+    levels = np.asarray(region.tile_credible_level, dtype=np.float64)
+    tiles = np.asarray(region.tile_ranges, dtype=IPIX_DTYPE).reshape(-1, 2)
+    order = np.argsort(levels, kind="stable")
+    levels_sorted = levels[order]
+    areas = (tiles[order, 1] - tiles[order, 0]).astype(np.float64) * PIX29_AREA_DEG2
+    cumulative = np.concatenate(([0.0], np.cumsum(areas)))
+
+    def tiled(level: npt.ArrayLike) -> FloatArray:
+        lvl = np.asarray(level, dtype=np.float64)
+        at_or_below = np.searchsorted(levels_sorted, lvl, side="right")
+        return np.asarray(np.where(np.isnan(lvl), np.nan, cumulative[at_or_below]),
+                          dtype=np.float64)
+
+    return tiled
+
+
 def credible_level_at(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> FloatArray:
     """Credible level of the region's probability model at each position.
 
@@ -118,11 +266,7 @@ def credible_level_at(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> 
     >>> credible_level_at(region, [0.0, 0.05], [0.0, 0.0]).round(4).tolist()
     [0.0, 0.9]
     """
-    if _is_analytic(region):
-        assert region.sigma_deg is not None
-        return fisher.level(separation_deg(region, ra, dec), region.sigma_deg)
-    index, inside = _tile_values(region, ra, dec)
-    return np.where(inside, region.tile_credible_level[index], 1.0).astype(np.float64)
+    return level_density_at(region, ra, dec)[0]
 
 
 def density_at(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> FloatArray:
@@ -156,8 +300,4 @@ def density_at(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> FloatAr
     >>> bool(np.isclose(peak, 1 / (2 * np.pi * region.sigma_deg**2), rtol=1e-4))
     True
     """
-    if _is_analytic(region):
-        assert region.sigma_deg is not None
-        return fisher.density_deg2(separation_deg(region, ra, dec), region.sigma_deg)
-    index, inside = _tile_values(region, ra, dec)
-    return np.where(inside, region.tile_density_deg2[index], 0.0).astype(np.float64)
+    return level_density_at(region, ra, dec)[1]

@@ -165,10 +165,10 @@ class _Cells:
     density_sr: npt.NDArray[np.float64]
     meta: dict[str, Any]
     description: str
-    cell_ranges: npt.NDArray[np.uint64] | None = None
+    cell_ranges: npt.NDArray[np.int64] | None = None
     flat_order: int = 0
 
-    def ranges_of(self, index: npt.NDArray[np.intp]) -> npt.NDArray[np.uint64]:
+    def ranges_of(self, index: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
         if self.cell_ranges is not None:
             return self.cell_ranges[index]
         return cells_to_ranges(self.flat_order, index)

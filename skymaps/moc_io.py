@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 from mocpy import MOC
 
-from mm_broker.core.models import MAX_ORDER, Region
+from mm_broker.core.models import IPIX_DTYPE, MAX_ORDER, Region
 from skymaps.coords import validate_containment
 from skymaps.ranges import area_deg2, normalise
 
@@ -67,7 +67,7 @@ def region_to_moc(region: Region) -> MOC:
     True
     """
     return MOC.from_depth29_ranges(moc_order(region.ranges),
-                                   np.asarray(region.ranges, dtype=np.uint64))
+                                   np.asarray(region.ranges, dtype=IPIX_DTYPE))
 
 
 def region_to_moc_fits(region: Region) -> bytes:

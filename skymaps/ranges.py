@@ -1,11 +1,13 @@
 """Order-29 nested HEALPix index ranges: the storage form of every region.
 
-A set of ranges is an ``(n, 2)`` array of ``uint64`` ``[lo, hi)`` pairs of order-29
-NESTED pixel indices, sorted by ``lo``, disjoint, with adjacent ranges merged
-(:func:`normalise` produces this canonical form). A HEALPix cell ``(order, ipix)``
-covers the order-29 range ``[ipix * 4**(29-order), (ipix + 1) * 4**(29-order))``, so
-any multi-order coverage (a MOC) is a set of ranges, and point-in-region is one
-binary search (:func:`contains`).
+A set of ranges is an ``(n, 2)`` array of ``[lo, hi)`` pairs of order-29 NESTED pixel
+indices, sorted by ``lo``, disjoint, with adjacent ranges merged (:func:`normalise`
+produces this canonical form). Indices and bounds are of dtype
+:data:`~mm_broker.core.models.IPIX_DTYPE` (int64) in every function here, whatever
+the dtype given: never a uint64/int64 mix, which numpy searches in float64. A
+HEALPix cell ``(order, ipix)`` covers the order-29 range
+``[ipix * 4**(29-order), (ipix + 1) * 4**(29-order))``, so any multi-order coverage
+(a MOC) is a set of ranges, and point-in-region is one binary search (:func:`contains`).
 
 Libraries do the HEALPix work: :mod:`ligo.skymap.moc` decodes NUNIQ indices,
 :mod:`mocpy` builds the minimal cell decomposition of ranges, :mod:`healpy` turns
@@ -22,7 +24,7 @@ import numpy.typing as npt
 from ligo.skymap import moc as lsm_moc
 from mocpy import MOC
 
-from mm_broker.core.models import MAX_ORDER
+from mm_broker.core.models import IPIX_DTYPE, MAX_ORDER
 
 __all__ = [
     "NPIX29",
@@ -39,7 +41,7 @@ __all__ = [
     "uniq_to_ranges",
 ]
 
-UInt64Array = npt.NDArray[np.uint64]
+IpixArray = npt.NDArray[np.int64]
 
 #: Number of order-29 pixels on the sky (``12 * 4**29``).
 NPIX29 = 12 * 4**MAX_ORDER
@@ -50,12 +52,12 @@ PIX29_AREA_DEG2 = (4 * np.pi / NPIX29) * (180.0 / np.pi) ** 2
 _NSIDE29 = 2**MAX_ORDER
 
 
-def empty() -> UInt64Array:
+def empty() -> IpixArray:
     """Return an empty set of ranges (shape ``(0, 2)``)."""
-    return np.zeros((0, 2), dtype=np.uint64)
+    return np.zeros((0, 2), dtype=IPIX_DTYPE)
 
 
-def cells_to_ranges(order: npt.ArrayLike, ipix: npt.ArrayLike) -> UInt64Array:
+def cells_to_ranges(order: npt.ArrayLike, ipix: npt.ArrayLike) -> IpixArray:
     """Convert NESTED cells ``(order, ipix)`` to one order-29 range per cell.
 
     The ranges keep the input order and are not merged, so that row ``i`` is still
@@ -70,22 +72,21 @@ def cells_to_ranges(order: npt.ArrayLike, ipix: npt.ArrayLike) -> UInt64Array:
 
     Returns
     -------
-    ndarray of uint64, shape (n, 2)
+    ndarray of int64, shape (n, 2)
 
     Examples
     --------
     >>> cells_to_ranges(28, [0, 1]).tolist()
     [[0, 4], [4, 8]]
     """
-    ipix_u = np.atleast_1d(np.asarray(ipix)).astype(np.uint64)
-    order_u = np.asarray(order).astype(np.uint64)
-    shift = np.uint64(2) * (np.uint64(MAX_ORDER) - order_u)
-    lo = ipix_u << shift
-    hi = (ipix_u + np.uint64(1)) << shift
-    return np.column_stack((lo, hi)).astype(np.uint64, copy=False)
+    pix = np.atleast_1d(np.asarray(ipix)).astype(IPIX_DTYPE)
+    shift = 2 * (MAX_ORDER - np.asarray(order).astype(IPIX_DTYPE))
+    lo = pix << shift
+    hi = (pix + 1) << shift
+    return np.column_stack((lo, hi)).astype(IPIX_DTYPE, copy=False)
 
 
-def uniq_to_ranges(uniq: npt.ArrayLike) -> UInt64Array:
+def uniq_to_ranges(uniq: npt.ArrayLike) -> IpixArray:
     """Convert NUNIQ cell indices to one order-29 range per cell (input order kept).
 
     Parameters
@@ -95,7 +96,7 @@ def uniq_to_ranges(uniq: npt.ArrayLike) -> UInt64Array:
 
     Returns
     -------
-    ndarray of uint64, shape (n, 2)
+    ndarray of int64, shape (n, 2)
 
     Raises
     ------
@@ -114,7 +115,7 @@ def uniq_to_ranges(uniq: npt.ArrayLike) -> UInt64Array:
     return cells_to_ranges(order, ipix)
 
 
-def normalise(ranges: npt.ArrayLike) -> UInt64Array:
+def normalise(ranges: npt.ArrayLike) -> IpixArray:
     """Sort, merge overlapping and adjacent ranges, drop empty ones.
 
     Parameters
@@ -124,7 +125,7 @@ def normalise(ranges: npt.ArrayLike) -> UInt64Array:
 
     Returns
     -------
-    ndarray of uint64, shape (m, 2)
+    ndarray of int64, shape (m, 2)
         The canonical form: sorted by ``lo``, disjoint, not adjacent.
 
     Raises
@@ -142,10 +143,12 @@ def normalise(ranges: npt.ArrayLike) -> UInt64Array:
         return empty()
     if r.ndim != 2 or r.shape[1] != 2:
         raise ValueError(f"ranges must have shape (n, 2), not {r.shape}")
-    if r.dtype.kind == "i" and np.any(r < 0):
+    if np.any(r < 0):
         raise ValueError("negative range bound")
-    r = r.astype(np.uint64)
-    if np.any(r[:, 0] > r[:, 1]) or np.any(r[:, 1] > np.uint64(NPIX29)):
+    if np.any(r > NPIX29):  # before the cast: a uint64 >= 2**63 would wrap
+        raise ValueError("range bound beyond 12 * 4**29")
+    r = r.astype(IPIX_DTYPE)
+    if np.any(r[:, 0] > r[:, 1]):
         raise ValueError("range with lo > hi or beyond 12 * 4**29")
     r = r[r[:, 0] < r[:, 1]]
     if len(r) == 0:
@@ -155,10 +158,10 @@ def normalise(ranges: npt.ArrayLike) -> UInt64Array:
     hi = np.maximum.accumulate(r[idx, 1])
     starts = np.flatnonzero(np.concatenate(([True], lo[1:] > hi[:-1])))
     ends = np.concatenate((starts[1:] - 1, [len(lo) - 1]))
-    return np.column_stack((lo[starts], hi[ends])).astype(np.uint64, copy=False)
+    return np.column_stack((lo[starts], hi[ends])).astype(IPIX_DTYPE, copy=False)
 
 
-def union(*range_sets: npt.ArrayLike) -> UInt64Array:
+def union(*range_sets: npt.ArrayLike) -> IpixArray:
     """Union of several sets of ranges, in canonical form.
 
     Examples
@@ -166,13 +169,13 @@ def union(*range_sets: npt.ArrayLike) -> UInt64Array:
     >>> union([[0, 4]], [[4, 8], [16, 20]]).tolist()
     [[0, 8], [16, 20]]
     """
-    parts = [np.asarray(r, dtype=np.uint64).reshape(-1, 2) for r in range_sets]
+    parts = [np.asarray(r, dtype=IPIX_DTYPE).reshape(-1, 2) for r in range_sets]
     if not parts:
         return empty()
     return normalise(np.concatenate(parts))
 
 
-def ranges_to_uniq(ranges: npt.ArrayLike) -> npt.NDArray[np.uint64]:
+def ranges_to_uniq(ranges: npt.ArrayLike) -> IpixArray:
     """Decompose ranges into the minimal set of HEALPix cells, as sorted NUNIQ indices.
 
     This is the MOC of the ranges (built by :mod:`mocpy`).
@@ -184,7 +187,7 @@ def ranges_to_uniq(ranges: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     """
     r = normalise(ranges)
     cells = MOC.from_depth29_ranges(MAX_ORDER, r).uniq_hpx
-    return np.sort(np.asarray(cells, dtype=np.uint64))
+    return np.sort(np.asarray(cells, dtype=IPIX_DTYPE))  # NUNIQ < 16 * 4**29 < 2**63
 
 
 def area_deg2(ranges: npt.ArrayLike) -> float:
@@ -195,8 +198,8 @@ def area_deg2(ranges: npt.ArrayLike) -> float:
     >>> round(area_deg2([[0, NPIX29]]), 3)
     41252.961
     """
-    r = np.asarray(ranges, dtype=np.uint64).reshape(-1, 2)
-    npix = int(np.sum(r[:, 1] - r[:, 0], dtype=np.uint64))
+    r = np.asarray(ranges, dtype=IPIX_DTYPE).reshape(-1, 2)
+    npix = int(np.sum(r[:, 1] - r[:, 0], dtype=IPIX_DTYPE))
     return float(npix * PIX29_AREA_DEG2)
 
 
@@ -225,8 +228,8 @@ def locate(
     >>> index[inside].tolist(), inside.tolist()
     ([0, 1], [True, False, True])
     """
-    r = np.asarray(ranges, dtype=np.uint64).reshape(-1, 2)
-    pix = np.asarray(ipix29).astype(np.uint64)
+    r = np.asarray(ranges, dtype=IPIX_DTYPE).reshape(-1, 2)
+    pix = np.asarray(ipix29).astype(IPIX_DTYPE)  # never a float64 mix in searchsorted
     if len(r) == 0:
         return np.zeros(pix.shape, dtype=np.intp), np.zeros(pix.shape, dtype=bool)
     index = np.searchsorted(r[:, 0], pix, side="right") - 1
@@ -247,7 +250,7 @@ def contains(ranges: npt.ArrayLike, ipix29: npt.ArrayLike) -> npt.NDArray[np.boo
     return locate(ranges, ipix29)[1]
 
 
-def ang2pix29(ra: npt.ArrayLike, dec: npt.ArrayLike) -> npt.NDArray[np.uint64]:
+def ang2pix29(ra: npt.ArrayLike, dec: npt.ArrayLike) -> IpixArray:
     """Order-29 NESTED pixel of ICRS positions in degrees (healpy, ``nside = 2**29``).
 
     The caller validates the coordinates (see :mod:`skymaps.coords`).
@@ -259,4 +262,4 @@ def ang2pix29(ra: npt.ArrayLike, dec: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     """
     pix = hp.ang2pix(_NSIDE29, np.asarray(ra, dtype=float), np.asarray(dec, dtype=float),
                      nest=True, lonlat=True)
-    return np.asarray(pix).astype(np.uint64)
+    return np.asarray(pix).astype(IPIX_DTYPE)

@@ -23,6 +23,15 @@ import numpy.typing as npt
 #: HEALPix order at which regions are stored and joined (nested scheme).
 MAX_ORDER = 29
 
+#: The one dtype of order-29 nested HEALPix indices and range bounds, everywhere
+#: (regions, tiles, alerts' ``ipix29``, the join's boundaries). Signed 64-bit: every
+#: index and bound is at most ``12 * 4**29`` (about 3.5e18) < 2**63, PostgreSQL's
+#: ``int8`` and Parquet's ``int64`` are signed, and healpy returns int64. One dtype on
+#: both sides matters: numpy compares or searches an int64 array against a uint64
+#: one by converting both to float64, which cannot tell indices ~3e18 apart that
+#: differ by less than 512.
+IPIX_DTYPE = np.int64
+
 
 class Messenger(enum.StrEnum):
     """Kind of trigger: gravitational wave, gamma-ray burst, neutrino, X-ray."""
@@ -188,14 +197,14 @@ class Region:
     ----------
     kind : str
         ``"circle"``, ``"ellipse"``, ``"box"`` or ``"skymap"``.
-    ranges : ndarray of uint64, shape (n, 2)
+    ranges : ndarray of int64 (IPIX_DTYPE), shape (n, 2)
         Sorted, disjoint half-open ``[lo, hi)`` order-29 nested index ranges
         covering the region at ``credible_level``.
     area_deg2 : float
         Area of the region in square degrees.
     credible_level : float
         Probability content of the region (0.9 by default).
-    tile_ranges : ndarray of uint64, shape (m, 2)
+    tile_ranges : ndarray of int64 (IPIX_DTYPE), shape (m, 2)
         Tiles covering (at least) the region, as order-29 ranges; each tile carries
         one credible level and one probability density below.
     tile_credible_level : ndarray of float64, shape (m,)
@@ -214,10 +223,10 @@ class Region:
     """
 
     kind: str
-    ranges: npt.NDArray[np.uint64]
+    ranges: npt.NDArray[np.int64]
     area_deg2: float
     credible_level: float
-    tile_ranges: npt.NDArray[np.uint64]
+    tile_ranges: npt.NDArray[np.int64]
     tile_credible_level: npt.NDArray[np.float64]
     tile_density_deg2: npt.NDArray[np.float64]
     center_ra: float | None = None

@@ -1,8 +1,9 @@
 """Regions and alerts for the coincidence tests, built directly with healpy and mocpy.
 
-The tests of :mod:`coincidence` do not depend on :mod:`skymaps`: these helpers make
-:class:`~mm_broker.core.models.Region` values the way the contract describes them
-(order-29 nested ranges, tiles with credible level and density).
+These helpers make :class:`~mm_broker.core.models.Region` values the way the contract
+describes them (order-29 nested ranges of IPIX_DTYPE, tiles with credible level and
+density) without :mod:`skymaps`, so that the engine's figures (which come from the
+model of :mod:`skymaps`) are checked against regions built independently.
 """
 
 from __future__ import annotations
@@ -18,17 +19,23 @@ import numpy.typing as npt
 import pandas as pd
 from mocpy import MOC
 
-from mm_broker.core.models import Region
+from coincidence.rules import DAY_S, Window
+from mm_broker.core.models import IPIX_DTYPE, Messenger, Region
 
 DEG2_PER_SR = (180.0 / math.pi) ** 2
 SKY_DEG2 = 4.0 * math.pi * DEG2_PER_SR
 #: r90 / sigma of a flat 2-D Gaussian: sqrt(2 ln 10).
 R90_PER_SIGMA = math.sqrt(2.0 * math.log(10.0))
-EMPTY = np.zeros((0, 2), dtype=np.uint64)
+EMPTY = np.zeros((0, 2), dtype=IPIX_DTYPE)
 T0 = datetime(2024, 1, 15, 8, 0, 0, tzinfo=UTC)
+#: The contract window [t0 - 600 s, t0 + 20 d], newness 600 s (the defaults of
+#: mm_broker/default.toml, written out: a Window has no defaults of its own).
+CONTRACT_WINDOW = Window(before_s=600.0, after_s=20 * DAY_S, newness_s=600.0)
+#: The contract window for every messenger, as the engine takes them.
+WINDOWS = {m: CONTRACT_WINDOW for m in Messenger}
 
 
-def cells_to_ranges(order: int, cells: npt.ArrayLike) -> npt.NDArray[np.uint64]:
+def cells_to_ranges(order: int, cells: npt.ArrayLike) -> npt.NDArray[np.int64]:
     """Sorted, merged order-29 ranges of nested cells of one order."""
     pix = np.unique(np.asarray(cells, dtype=np.int64))
     if len(pix) == 0:
@@ -38,7 +45,7 @@ def cells_to_ranges(order: int, cells: npt.ArrayLike) -> npt.NDArray[np.uint64]:
     breaks = np.flatnonzero(lo[1:] != hi[:-1]) + 1
     starts = np.concatenate(([0], breaks))
     ends = np.concatenate((breaks, [len(pix)])) - 1
-    return np.stack([lo[starts], hi[ends]], axis=1).astype(np.uint64)
+    return np.stack([lo[starts], hi[ends]], axis=1).astype(IPIX_DTYPE)
 
 
 def circle_region(ra: float, dec: float, radius90_deg: float, depth: int = 13) -> Region:
@@ -48,7 +55,7 @@ def circle_region(ra: float, dec: float, radius90_deg: float, depth: int = 13) -
     )
     return Region(
         kind="circle",
-        ranges=np.asarray(moc.to_depth29_ranges, dtype=np.uint64),
+        ranges=np.asarray(moc.to_depth29_ranges, dtype=IPIX_DTYPE),
         area_deg2=float(moc.sky_fraction) * SKY_DEG2,
         credible_level=0.9,
         tile_ranges=EMPTY,
@@ -91,7 +98,7 @@ def gaussian_map_region(
     levels[order_desc] = np.cumsum(prob[order_desc])
     inside = pix[levels <= level]
     shift = 2 * (29 - order)
-    tiles = np.stack([pix << shift, (pix + 1) << shift], axis=1).astype(np.uint64)
+    tiles = np.stack([pix << shift, (pix + 1) << shift], axis=1).astype(IPIX_DTYPE)
     return Region(
         kind="skymap",
         ranges=cells_to_ranges(order, inside),
@@ -189,13 +196,13 @@ def multiorder_map_region(
     breaks = np.flatnonzero(lo_in[1:] != hi_in[:-1]) + 1
     starts = np.concatenate(([0], breaks))
     ends = np.concatenate((breaks, [len(lo_in)])) - 1
-    ranges = np.stack([lo_in[starts], hi_in[ends]], axis=1).astype(np.uint64)
+    ranges = np.stack([lo_in[starts], hi_in[ends]], axis=1).astype(IPIX_DTYPE)
     return Region(
         kind="skymap",
         ranges=ranges,
         area_deg2=float(area_sr[inside].sum() * DEG2_PER_SR),
         credible_level=level,
-        tile_ranges=np.stack([lo, hi], axis=1).astype(np.uint64),
+        tile_ranges=np.stack([lo, hi], axis=1).astype(IPIX_DTYPE),
         tile_credible_level=levels,
         tile_density_deg2=dens / DEG2_PER_SR,
         convention="test: multi-order map, greedy 90 %",

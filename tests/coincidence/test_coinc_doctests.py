@@ -9,11 +9,11 @@ import pytest
 
 MODULES = [
     "coincidence.alerts",
-    "coincidence.annotate",
     "coincidence.index",
     "coincidence.pchance",
     "coincidence.rules",
     "coincidence.times",
+    "coincidence.version",
 ]
 
 

@@ -8,7 +8,14 @@ from datetime import timedelta
 
 import numpy as np
 import pytest
-from coinc_regions import T0, alerts_frame, cap_area_deg2, circle_region, gaussian_map_region
+from coinc_regions import (
+    T0,
+    WINDOWS,
+    alerts_frame,
+    cap_area_deg2,
+    circle_region,
+    gaussian_map_region,
+)
 
 from coincidence.alerts import AlertBatch, InMemoryAlertStore
 from coincidence.association import Association
@@ -46,7 +53,7 @@ def ids(assocs: list[Association]) -> list[tuple[str, int, str]]:
 
 
 def engine() -> CoincidenceEngine:
-    return CoincidenceEngine(rate=FixedRate(0.05))
+    return CoincidenceEngine(rate=FixedRate(0.05), windows=WINDOWS)
 
 
 def test_late_notice_finds_earlier_alerts() -> None:
@@ -244,12 +251,12 @@ def test_overlapping_events_each_get_their_association() -> None:
 
 
 def test_rate_from_the_stream_and_missing_rate() -> None:
-    eng = CoincidenceEngine()  # TransientRate measured from the alerts
+    eng = CoincidenceEngine(windows=WINDOWS)  # TransientRate measured from the alerts
     eng.add_region(META, 1, V1)
     out = eng.process_alerts(alerts_frame(ALERTS))
     assert out and all(a.rate_per_deg2_day is not None and a.rate_per_deg2_day > 0 for a in out)
     assert all(a.p_chance is not None for a in out)
-    eng = CoincidenceEngine(rate=TransientRate(min_new=1000))
+    eng = CoincidenceEngine(rate=TransientRate(min_new=1000), windows=WINDOWS)
     eng.add_region(META, 1, V1)
     out = eng.process_alerts(alerts_frame(ALERTS))
     assert out and all(a.p_chance is None and a.rate_per_deg2_day is None for a in out)
@@ -296,3 +303,44 @@ def test_invalid_input_leaves_the_engine_unchanged() -> None:
     assert eng.active_versions() == {}
     eng.process_alerts(alerts_frame(ALERTS))
     assert len(eng.add_region(META, 1, V1)) == 2  # version 1 still accepted
+
+
+@pytest.mark.parametrize(
+    ("r90", "sep", "flat_diff"),
+    [(30.0, 10.0, (1e-4, 1e-3)), (0.5, 0.3, (0.0, 1e-5))],
+    ids=["gbm-like-30deg", "icecube-like-0.5deg"],
+)
+def test_circle_level_is_the_fisher_model_of_skymaps(
+    r90: float, sep: float, flat_diff: tuple[float, float]
+) -> None:
+    """A circle candidate's credible level and searched area, computed by hand.
+
+    The engine uses the model of skymaps: a Fisher distribution with
+    kappa = 1 / sigma² (radians), level(θ) = (1 − exp(−κ(1 − cos θ))) / (1 − exp(−2κ))
+    and the searched area the cap of radius θ. It differs from the flat-sky Gaussian
+    1 − exp(−θ²/2σ²) by 5e-4 at 10° in a 30° GBM circle and by < 1e-5 on a 0.5° track.
+    """
+    region = circle_region(200.0, 10.0, r90, depth=8 if r90 > 5 else 13)
+    sigma = region.sigma_deg
+    assert sigma is not None
+    eng = engine()
+    meta = replace(META, event_id="wide")
+    eng.add_region(meta, 1, region)
+    (a,) = eng.process_alerts(
+        alerts_frame([{"alert_id": "x", "ra": 200.0, "dec": 10.0 + sep, "dt": H}])
+    )
+    # θ from unit vectors (not the code's separation function)
+    def unit(ra: float, dec: float) -> np.ndarray:
+        r, d = math.radians(ra), math.radians(dec)
+        return np.array([math.cos(d) * math.cos(r), math.cos(d) * math.sin(r), math.sin(d)])
+
+    theta = math.acos(float(np.clip(unit(200.0, 10.0) @ unit(200.0, 10.0 + sep), -1, 1)))
+    kappa = 1.0 / math.radians(sigma) ** 2
+    fisher = -math.expm1(-kappa * (1 - math.cos(theta))) / -math.expm1(-2 * kappa)
+    assert a.separation_deg == pytest.approx(sep, rel=1e-9)
+    assert a.credible_level == pytest.approx(fisher, rel=1e-9)
+    assert a.searched_area_deg2 == pytest.approx(cap_area_deg2(sep), rel=1e-9)
+    flat = -math.expm1(-(sep / sigma) ** 2 / 2)
+    low, high = flat_diff
+    assert low <= abs(a.credible_level - flat) < high
+    assert a.prob_density_deg2 is None  # circles: separation instead

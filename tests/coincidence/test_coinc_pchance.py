@@ -21,7 +21,9 @@ import healpy as hp
 import numpy as np
 import pytest
 from coinc_regions import (
+    CONTRACT_WINDOW,
     T0,
+    WINDOWS,
     alerts_frame,
     circle_region,
     gaussian_map_region,
@@ -29,7 +31,6 @@ from coinc_regions import (
 )
 from scipy import stats
 
-from coincidence.annotate import default_area_model, default_level_model
 from coincidence.engine import CoincidenceEngine, EventMeta
 from coincidence.index import ActiveRegions, RegionEntry, ipix29
 from coincidence.pchance import (
@@ -42,6 +43,7 @@ from coincidence.pchance import (
 from coincidence.rules import Window, time_mask
 from coincidence.times import NS_PER_DAY, to_ns
 from mm_broker.core.models import Messenger, Region
+from skymaps.lookup import level_density_at, searched_area_model
 
 DAY = NS_PER_DAY
 KS_ALPHA = 0.01
@@ -208,7 +210,7 @@ def simulate_best_p(
     (Poisson splitting of one big sample).
     """
     rng = np.random.default_rng(seed)
-    window = Window()
+    window = CONTRACT_WINDOW
     t0 = 0
     ra0, dec0, radius = patch
     patch_area = 2 * math.pi * (1 - math.cos(math.radians(radius))) * (180 / math.pi) ** 2
@@ -219,8 +221,10 @@ def simulate_best_p(
     index = ActiveRegions([RegionEntry("event", region, window.opens_ns(t0), window.closes_ns(t0))])
     cand, _ = index.match_in_time(ipix29(ra, dec), times)
     cand = cand[time_mask(times[cand], times[cand], t0, window)]
-    level, _ = default_level_model(region)(ra[cand], dec[cand])
-    area = default_area_model(region)(level)
+    # the engine's model: the one of skymaps (Fisher for circles, tiles for maps)
+    level, _, described = level_density_at(region, ra[cand], dec[cand])
+    assert described.all()
+    area = searched_area_model(region)(level)
     dt = elapsed_days(times[cand], window.opens_ns(t0))
     out = {}
     for variant in variants:
@@ -286,7 +290,7 @@ def test_calibration_small_region_conditional_on_a_candidate() -> None:
     rho = 0.05
     n_real = 4000
     best = simulate_best_p(region, rho, n_real, (40.0, -10.0, 0.7), seed=13)["days"]
-    total = rho * region.area_deg2 * Window().duration_days
+    total = rho * region.area_deg2 * CONTRACT_WINDOW.duration_days
     empty = np.isnan(best)
     expected_empty = math.exp(-total)
     assert abs(empty.mean() - expected_empty) < 4 * math.sqrt(expected_empty / n_real)
@@ -304,7 +308,7 @@ def test_calibration_through_the_engine_with_late_and_early_notices() -> None:
     """
     rng = np.random.default_rng(21)
     rho = 0.05
-    engine = CoincidenceEngine(rate=FixedRate(rho))
+    engine = CoincidenceEngine(rate=FixedRate(rho), windows=WINDOWS)
     n_events = 300
     rows = []
     metas = []

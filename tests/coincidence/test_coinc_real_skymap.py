@@ -1,4 +1,5 @@
-"""The default map models against ligo.skymap's crossmatch, on a real LVK sky map."""
+"""The engine's map model (the one of skymaps) against ligo.skymap's crossmatch, on a
+real LVK sky map whose tiles come in the file's order (not sorted by index)."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import astropy.units as u
 import numpy as np
 import pytest
 from astropy.coordinates import SkyCoord
-from coinc_regions import multiorder_map_region, random_in_cap
+from coinc_regions import CONTRACT_WINDOW, T0, multiorder_map_region, random_in_cap
 
-from coincidence.annotate import tile_area, tile_levels
 from coincidence.index import ActiveRegions, RegionEntry, ipix29
+from coincidence.version import EventMeta, prepare
+from mm_broker.core.models import Messenger
+from skymaps.lookup import level_density_at
 
 MAP = "skymaps/gw/G361581_S200129m_bayestar.multiorder.fits"  # S200129m, A90 = 53.1 deg²
+META = EventMeta("LVK:S200129m", Messenger.GW, "LVK", "H1,L1,V1", T0, 1)
 
 
 def test_levels_density_and_searched_area_match_ligo_skymap(data_dir: Path) -> None:
@@ -24,12 +28,16 @@ def test_levels_density_and_searched_area_match_ligo_skymap(data_dir: Path) -> N
     table = read_sky_map(str(data_dir / MAP), moc=True)["UNIQ", "PROBDENSITY"]
     region = multiorder_map_region(table["UNIQ"], table["PROBDENSITY"])
     assert region.area_deg2 == pytest.approx(53.1, abs=0.1)  # SOURCES table, ligo.skymap
+    assert np.any(np.diff(region.tile_ranges[:, 0]) < 0)  # tiles in UNIQ order, unsorted
 
     rng = np.random.default_rng(3)
     ra, dec = random_in_cap(rng, 400, 318.34, 4.574, 8.0)
     result = crossmatch(table, SkyCoord(ra * u.deg, dec * u.deg))
-    level, density = tile_levels(region)(ra, dec)
-    area = tile_area(region)(level)
+    # as the engine prepares it: tiles sorted once, the searched-area model built once
+    version = prepare(META, 1, region, CONTRACT_WINDOW)
+    level, density, described = level_density_at(version.region, ra, dec)
+    assert described.all()
+    area = version.areas(level)
     deg2_per_sr = (180 / np.pi) ** 2
     assert density == pytest.approx(np.asarray(result.probdensity) / deg2_per_sr, rel=1e-9)
     assert level == pytest.approx(np.asarray(result.searched_prob), abs=1e-9)

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mocpy import MOC
 
 from mm_broker.core.errors import BadCoordinates
-from mm_broker.core.models import Box, Circle, Ellipse, Region
+from mm_broker.core.models import IPIX_DTYPE, Box, Circle, Ellipse, Region
 from skymaps import credible_level_at, density_at, fisher, region_for
 from skymaps.conventions import ConventionError
 from skymaps.ranges import ang2pix29, area_deg2, contains
@@ -42,9 +42,9 @@ def destination(ra: float, dec: float, bearing_deg: np.ndarray,
 def check_region(region: Region) -> None:
     """Invariants of every region."""
     r, t = region.ranges, region.tile_ranges
-    assert r.dtype == np.uint64 and r.ndim == 2 and r.shape[1] == 2 and len(r) > 0
+    assert r.dtype == IPIX_DTYPE and r.ndim == 2 and r.shape[1] == 2 and len(r) > 0
     assert np.all(r[:, 0] < r[:, 1]) and np.all(r[1:, 0] > r[:-1, 1])
-    assert t.dtype == np.uint64 and np.all(t[:, 0] < t[:, 1]) and np.all(t[1:, 0] >= t[:-1, 1])
+    assert t.dtype == IPIX_DTYPE and np.all(t[:, 0] < t[:, 1]) and np.all(t[1:, 0] >= t[:-1, 1])
     assert len(t) == len(region.tile_credible_level) == len(region.tile_density_deg2)
     assert np.all((region.tile_credible_level >= 0) & (region.tile_credible_level <= 1))
     assert np.all(region.tile_density_deg2 >= 0)
@@ -95,7 +95,7 @@ def test_circle_tiles_agree_with_the_analytic_model() -> None:
     import healpy as hp
 
     order = 29 - int(np.log2(int(region.tile_ranges[0, 1] - region.tile_ranges[0, 0]))) // 2
-    ipix = (region.tile_ranges[:, 0] >> np.uint64(2 * (29 - order))).astype(np.int64)
+    ipix = region.tile_ranges[:, 0] >> (2 * (29 - order))
     lon, lat = hp.pix2ang(2**order, ipix, nest=True, lonlat=True)
     assert credible_level_at(region, lon, lat) == pytest.approx(region.tile_credible_level)
     assert density_at(region, lon, lat) == pytest.approx(region.tile_density_deg2)

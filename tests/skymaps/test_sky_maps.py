@@ -54,7 +54,7 @@ def tile_centres(region: Region, index: np.ndarray) -> tuple[np.ndarray, np.ndar
     ra, dec = np.empty(len(index)), np.empty(len(index))
     for o in np.unique(order):
         sel = order == o
-        ipix = (lo[sel] >> np.uint64(2 * (29 - o))).astype(np.int64)
+        ipix = lo[sel] >> (2 * (29 - int(o)))
         ra[sel], dec[sel] = hp.pix2ang(2**int(o), ipix, nest=True, lonlat=True)
     return ra, dec
 

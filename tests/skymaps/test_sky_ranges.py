@@ -9,6 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mocpy import MOC
 
+from mm_broker.core.models import IPIX_DTYPE
 from skymaps import ranges as rg
 
 MAX = 29
@@ -40,7 +41,7 @@ def test_uniq_to_ranges_known_values() -> None:
         [0, 4**28],
         [0, 1],
     ]
-    assert out.dtype == np.uint64
+    assert out.dtype == IPIX_DTYPE
 
 
 @pytest.mark.parametrize("bad", [0, 3, 16 * 4**29, -5])
