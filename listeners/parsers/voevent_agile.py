@@ -10,6 +10,7 @@ registered until their error convention is checked against real packets; they ra
 
 from __future__ import annotations
 
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     PacketSpec,
     build_notice,
@@ -17,7 +18,6 @@ from listeners.parsers.voevent_common import (
     gcn_stage_version,
     spec_for,
 )
-from listeners.parsers.xml import VOEvent, load_voevent
 from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "from_voevent", "parse_agile"]

@@ -2,7 +2,7 @@
 
 Each mission module (``voevent_fermi``, ``voevent_swift``, ...) describes its packet
 types as data, a table of :class:`PacketSpec` keyed by packet type, and uses the
-functions here to turn a :class:`~listeners.parsers.xml.VOEvent` into a
+functions here to turn a :class:`~listeners.parsers.voevent.VOEvent` into a
 :class:`~mm_broker.core.models.Notice` with the same rules everywhere.
 
 Localisation rules (:func:`circle_from_position`), in order
@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from listeners.parsers.xml import VOEvent
+from listeners.parsers.voevent import VOEvent
 from mm_broker.core.errors import (
     BadCoordinates,
     NoPosition,

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     ONE_SIGMA,
     Field,
@@ -36,7 +37,6 @@ from listeners.parsers.voevent_common import (
     read_fields,
     spec_for,
 )
-from listeners.parsers.xml import VOEvent, load_voevent
 from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "from_voevent", "parse_fermi"]

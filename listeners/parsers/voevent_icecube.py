@@ -17,6 +17,7 @@ GCN classic packets 173, 174 and 176, published on the AMON stream
 
 from __future__ import annotations
 
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -24,7 +25,6 @@ from listeners.parsers.voevent_common import (
     read_fields,
     spec_for,
 )
-from listeners.parsers.xml import VOEvent, load_voevent
 from mm_broker.core.errors import SchemaError
 from mm_broker.core.models import Messenger, Notice
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -27,7 +28,6 @@ from listeners.parsers.voevent_common import (
     read_fields,
     spec_for,
 )
-from listeners.parsers.xml import VOEvent, load_voevent
 from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "from_voevent", "parse_integral"]

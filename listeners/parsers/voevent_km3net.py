@@ -17,8 +17,8 @@ from __future__ import annotations
 import dataclasses
 import re
 
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import Field, PacketSpec, build_notice, read_fields
-from listeners.parsers.xml import VOEvent, load_voevent
 from mm_broker.core.errors import SchemaError, UnsupportedNoticeType
 from mm_broker.core.models import Messenger, Notice
 

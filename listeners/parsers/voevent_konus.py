@@ -9,6 +9,7 @@ as other notices.
 
 from __future__ import annotations
 
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     PacketSpec,
     build_notice,
@@ -16,7 +17,6 @@ from listeners.parsers.voevent_common import (
     gcn_stage_version,
     spec_for,
 )
-from listeners.parsers.xml import VOEvent, load_voevent
 from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "from_voevent", "parse_konus"]

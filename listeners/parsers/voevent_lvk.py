@@ -29,6 +29,7 @@ import math
 import re
 from typing import Any
 
+from listeners.parsers.voevent import Group, VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -36,7 +37,6 @@ from listeners.parsers.voevent_common import (
     read_fields,
     spec_for,
 )
-from listeners.parsers.xml import Group, VOEvent, load_voevent
 from mm_broker.core.errors import NoPosition, SchemaError
 from mm_broker.core.models import Messenger, Notice, SkyMap
 

@@ -14,6 +14,7 @@ is tested on a packet built with voevent-parse in the same GCN classic layout.
 
 from __future__ import annotations
 
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -23,7 +24,6 @@ from listeners.parsers.voevent_common import (
     read_fields,
     spec_for,
 )
-from listeners.parsers.xml import VOEvent, load_voevent
 from mm_broker.core.models import Messenger, Notice
 
 __all__ = ["MISSION", "PACKETS", "from_voevent", "parse_maxi"]

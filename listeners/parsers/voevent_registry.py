@@ -1,7 +1,7 @@
 """The table of VOEvent parsers, and :func:`parse_voevent`, the one entry point.
 
 :data:`REGISTRY` maps ``(format, (stream, packet type))`` to the mission function
-that turns a safely parsed :class:`~listeners.parsers.xml.VOEvent` into a
+that turns a safely parsed :class:`~listeners.parsers.voevent.VOEvent` into a
 :class:`~mm_broker.core.models.Notice`:
 
 * ``format`` is ``"voevent"``;
@@ -38,14 +38,9 @@ from listeners.parsers import (
     voevent_svom,
     voevent_swift,
 )
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import gcn_packet_type
-from listeners.parsers.xml import (
-    DEFAULT_MAX_BYTES,
-    DEFAULT_MAX_DEPTH,
-    DEFAULT_MAX_ELEMENTS,
-    VOEvent,
-    load_voevent,
-)
+from listeners.parsers.xml import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS
 from mm_broker.core.errors import UnsupportedNoticeType
 from mm_broker.core.models import Notice
 
@@ -173,7 +168,7 @@ def parse_voevent(
         taken from the packet itself.
     strict_namespace : bool, optional
         Refuse voevent-parse's namespace-less archive form too (see
-        :mod:`listeners.parsers.xml`).
+        :mod:`listeners.parsers.voevent`).
     max_bytes, max_depth, max_elements : int, optional
         Safety limits of :func:`listeners.parsers.xml.parse_xml`.
 

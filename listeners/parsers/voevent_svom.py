@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import re
 
+from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
@@ -31,7 +32,6 @@ from listeners.parsers.voevent_common import (
     spec_for,
     stage_version,
 )
-from listeners.parsers.xml import VOEvent, load_voevent
 from mm_broker.core.errors import SchemaError
 from mm_broker.core.models import Messenger, Notice
 

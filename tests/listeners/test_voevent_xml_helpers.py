@@ -1,4 +1,4 @@
-"""The VOEvent reader of ``listeners.parsers.xml``: Params, groups, WhereWhen, citations."""
+"""The VOEvent reader of ``listeners.parsers.voevent``: Params, groups, WhereWhen, citations."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from listeners.parsers.xml import Citation, load_voevent, parse_utc
+from listeners.parsers.voevent import Citation, load_voevent, parse_utc
 from mm_broker.core.errors import SchemaError
 
 
