@@ -74,7 +74,7 @@ def store(settings: config.Settings, planted: Planted) -> Planted:
     assert result.region is not None and result.notice is not None
     df, t0_jd, region = planted.alerts, planted.t0_jd, result.region
     ipix = hp.ang2pix(2**29, df["ra"].to_numpy(), df["dec"].to_numpy(), nest=True,
-                      lonlat=True).astype(np.uint64)
+                      lonlat=True).astype(np.int64)  # region.ranges' dtype (IPIX_DTYPE)
     lo, hi = region.ranges[:, 0], region.ranges[:, 1]
     k = np.searchsorted(lo, ipix, side="right") - 1
     inside = (k >= 0) & (ipix < hi[np.clip(k, 0, None)])

@@ -69,7 +69,7 @@ def test_late_notice_retro_match_published_once(fresh_db: config.Settings, spark
 
         # Expected, independently: inside the region's ranges, in the window, new.
         ipix = hp.ang2pix(2**29, df["ra"].to_numpy(), df["dec"].to_numpy(), nest=True,
-                          lonlat=True).astype(np.uint64)
+                          lonlat=True).astype(np.int64)  # region.ranges' dtype (IPIX_DTYPE)
         lo, hi = region.ranges[:, 0], region.ranges[:, 1]
         k = np.searchsorted(lo, ipix, side="right") - 1
         inside = (k >= 0) & (ipix < hi[np.clip(k, 0, None)])
