@@ -34,6 +34,8 @@ from fink_core.pipeline import PARTITION_ORDER
 _COLUMNS = ["alert_id", "object_id", "survey", "ra", "dec", "ipix29", "obs_jd",
             "first_detection_jd", "ztf_jdstarthist", "lsst_first_dia_source_jd", "quality_ok"]
 _JD_UNIX = 2440587.5
+#: Listings of the archive tried when files listed vanish before they are read.
+_LIST_ATTEMPTS = 3
 
 
 def _jd_to_ns(jd: npt.NDArray[np.float64]) -> npt.NDArray[np.int64]:
@@ -112,13 +114,22 @@ class ArchiveAlertStore:
         # Only complete, committed files: never a file being written (hidden temporary
         # names), never the stray files of a Spark file-sink batch interrupted before
         # its commit (see fink_core.archive_files).
-        dataset = archive_dataset(self.root, partitioning)
-        if dataset is None:
-            return AlertBatch.empty()
-        names = set(dataset.schema.names)
-        columns = [c for c in _COLUMNS if c in names]
         expr = ds.field("night").isin(nights) & ds.field("hpx1").isin(sorted(cells))
-        table = dataset.to_table(columns=columns, filter=expr & ds.field("ipix29").is_valid())
+        for attempt in range(_LIST_ATTEMPTS):
+            dataset = archive_dataset(self.root, partitioning)
+            if dataset is None:
+                return AlertBatch.empty()
+            names = set(dataset.schema.names)
+            columns = [c for c in _COLUMNS if c in names]
+            try:
+                table = dataset.to_table(columns=columns,
+                                         filter=expr & ds.field("ipix29").is_valid())
+                break
+            except FileNotFoundError:
+                # A compaction merged and removed files after they were listed (the
+                # merged file holds their rows, see fink_core.compact): list again.
+                if attempt == _LIST_ATTEMPTS - 1:
+                    raise
         if table.num_rows == 0:
             return AlertBatch.empty()
         # An alert twice (a compaction between its rename and its deletions, see

@@ -219,3 +219,31 @@ def test_readers_never_open_a_file_being_written(enriched: pd.DataFrame,
     assert seen == sorted(seen)
     final = read_archive(root / "enriched", columns=["alert_id"])
     assert final is not None and final.num_rows == size * batches
+
+
+def test_store_lists_again_when_a_compaction_removed_listed_files(
+        enriched: pd.DataFrame, catalogues: list[C.Catalogue], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A compaction merges (and deletes) files between the store's listing and its read:
+    the store lists again and finds every alert once, in the merged files."""
+    from coincidence import archive_store
+    from fink_core.compact import compact
+
+    keys = [c.key for c in catalogues]
+    root = tmp_path / "archive"
+    for b, part in enumerate(np.array_split(np.arange(len(enriched)), 4)):
+        write_enriched_batch(enriched.iloc[part], root.as_uri(), b, keys)
+    listings = []
+
+    def listed_then_compacted(folder: Path, partitioning: object) -> object:
+        dataset = archive_dataset(folder, partitioning)  # type: ignore[arg-type]
+        listings.append(dataset)
+        if len(listings) == 1:
+            report = compact(root.as_uri(), None, nights=set(enriched["night"]))
+            assert report.files_in > 0
+        return dataset
+
+    monkeypatch.setattr(archive_store, "archive_dataset", listed_then_compacted)
+    got = ArchiveAlertStore(root.as_uri()).query(0, 2**62, SKY)
+    assert len(listings) == 2
+    assert Counter(got.alert_id.tolist()) == Counter(enriched["alert_id"].astype(str))
