@@ -185,6 +185,8 @@ def level_density_at(
                 fisher.density_deg2(theta, region.sigma_deg),
                 np.ones(theta.shape, dtype=bool))
     index, inside = _tile_values(region, ra, dec)
+    if len(region.tile_credible_level) == 0:  # no tiles: nothing to index
+        return np.ones(inside.shape), np.zeros(inside.shape), inside
     level = np.where(inside, region.tile_credible_level[index], 1.0).astype(np.float64)
     density = np.where(inside, region.tile_density_deg2[index], 0.0).astype(np.float64)
     return level, density, inside

@@ -344,3 +344,19 @@ def test_circle_level_is_the_fisher_model_of_skymaps(
     low, high = flat_diff
     assert low <= abs(a.credible_level - flat) < high
     assert a.prob_density_deg2 is None  # circles: separation instead
+
+
+def test_a_region_without_tiles_or_model_gives_no_figures() -> None:
+    """Inside a region that has ranges but no tiles and no circle model (a bare MOC),
+    the alert is a candidate without credible level, density, area or p_chance:
+    never the level 1.0 / density 0.0 that skymaps reports outside a model, whose
+    searched area of 0 would make p_chance 0."""
+    bare = replace(gaussian_map_region([(150.0, 20.0, 2.0, 1.0)]),
+                   tile_ranges=np.zeros((0, 2), np.int64), tile_credible_level=np.zeros(0),
+                   tile_density_deg2=np.zeros(0))
+    eng = engine()
+    eng.add_region(replace(META, event_id="bare"), 1, bare)
+    (a,) = eng.process_alerts(alerts_frame([{"alert_id": "x", "ra": 150.0, "dec": 20.0, "dt": H}]))
+    assert a.credible_level is None and a.prob_density_deg2 is None
+    assert a.searched_area_deg2 is None and a.p_chance is None
+    assert a.rank == 1

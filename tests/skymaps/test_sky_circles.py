@@ -234,3 +234,37 @@ def test_query_positions_are_validated() -> None:
         credible_level_at(region, [0.0, np.nan], [0.0, 0.0])
     with pytest.raises(ValueError, match="outside"):
         density_at(region, 0.0, 95.0)
+
+
+def test_searched_area_of_a_circle_is_the_cap_through_the_point() -> None:
+    from skymaps import searched_area_model
+
+    region = region_for(Circle(30.0, -20.0, 40.0, 0.9))  # a wide (GBM-like) circle
+    theta = np.array([0.0, 5.0, 25.0, 40.0])
+    level = credible_level_at(region, np.full(4, 30.0), -20.0 + theta)
+    cap = 2 * np.pi * (1 - np.cos(np.radians(theta))) * (180 / np.pi) ** 2
+    assert searched_area_model(region)(level) == pytest.approx(cap, rel=1e-9, abs=1e-12)
+    assert np.isnan(searched_area_model(region)(np.array([np.nan]))).all()
+
+
+def test_with_sorted_tiles_reorders_tiles_with_their_values() -> None:
+    from dataclasses import replace
+
+    from skymaps import level_density_at, with_sorted_tiles
+
+    region = region_for(Ellipse(120.0, 10.0, 3.0, 1.0, 30.0, 0.9))
+    assert with_sorted_tiles(region) is region
+    order = np.random.default_rng(5).permutation(len(region.tile_ranges))
+    shuffled = replace(region, tile_ranges=region.tile_ranges[order],
+                       tile_credible_level=region.tile_credible_level[order],
+                       tile_density_deg2=region.tile_density_deg2[order])
+    fixed = with_sorted_tiles(shuffled)
+    assert np.array_equal(fixed.tile_ranges, region.tile_ranges)
+    ra, dec = np.array([120.0, 121.0, 150.0]), np.array([10.0, 10.5, 10.0])
+    for got, want in zip(level_density_at(fixed, ra, dec), level_density_at(region, ra, dec),
+                         strict=True):
+        assert np.array_equal(got, want)
+    overlapping = replace(shuffled, tile_ranges=np.concatenate(
+        [shuffled.tile_ranges[:-1], shuffled.tile_ranges[:1]]))
+    with pytest.raises(ValueError, match="overlap"):
+        with_sorted_tiles(overlapping)
