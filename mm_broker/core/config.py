@@ -163,6 +163,11 @@ class Settings:
         """``[alerts]``."""
         return sec.build(sec.AlertSettings, "alerts", self.tree["alerts"])
 
+    @cached_property
+    def serve(self) -> sec.ServeSettings:
+        """``[serve]``."""
+        return sec.build(sec.ServeSettings, "serve", self.tree["serve"])
+
     def get(self, dotted: str) -> Any:
         """Return the value of a dotted key such as ``"kafka.port"``."""
         node: Any = self.tree

@@ -229,12 +229,42 @@ class AlertSettings:
                   restart_initial_s=self.restart_initial_s, restart_max_s=self.restart_max_s)
 
 
+@dataclass(frozen=True)
+class ServeSettings:
+    """``[serve]``: the portal and REST API (``mm-broker serve``)."""
+
+    host: str
+    port: int
+    token_env: str
+    cors_origins: tuple[str, ...]
+    rate_limit_per_min: int
+    rate_limit_burst: int
+    max_request_bytes: int
+    page_size: int
+    max_page_size: int
+    live_poll_s: float
+    live_max_s: float
+    health_timeout_s: float
+    run_checkpoint: str
+
+    def __post_init__(self) -> None:
+        _port("serve", port=self.port)
+        _positive("serve", rate_limit_burst=self.rate_limit_burst,
+                  max_request_bytes=self.max_request_bytes, page_size=self.page_size,
+                  max_page_size=self.max_page_size, live_poll_s=self.live_poll_s,
+                  live_max_s=self.live_max_s, health_timeout_s=self.health_timeout_s)
+        if self.rate_limit_per_min < 0:
+            raise ConfigError("setting serve.rate_limit_per_min must not be negative")
+        if self.page_size > self.max_page_size:
+            raise ConfigError("setting serve.page_size must not exceed serve.max_page_size")
+
+
 #: Section name → its class (the order of ``default.toml``).
 SECTIONS: dict[str, type] = {
     "postgres": PostgresSettings, "kafka": KafkaSettings, "spark": SparkSettings,
     "comet": CometSettings, "gcn": GcnSettings, "listen": ListenSettings,
     "skymaps": SkymapSettings, "coincidence": CoincidenceSettings,
-    "publish": PublishSettings, "alerts": AlertSettings,
+    "publish": PublishSettings, "alerts": AlertSettings, "serve": ServeSettings,
 }
 
 
