@@ -30,7 +30,18 @@ CUTOUT_FIELDS = ("cutoutScience", "cutoutTemplate", "cutoutDifference")
 
 
 def zigzag_varint(value: int) -> bytes:
-    """Avro's encoding of a long: zig-zag, then base-128 varint."""
+    """Avro's encoding of a long: zig-zag, then base-128 varint.
+
+    Parameters
+    ----------
+    value : int
+        A signed 64-bit integer.
+
+    Returns
+    -------
+    bytes
+        Its Avro encoding (1 to 10 bytes).
+    """
     z = (value << 1) ^ (value >> 63)
     out = bytearray()
     while True:
@@ -42,7 +53,18 @@ def zigzag_varint(value: int) -> bytes:
 
 
 def jd_datetime(jd: float) -> datetime:
-    """The UTC time of a Julian date."""
+    """The UTC time of a Julian date.
+
+    Parameters
+    ----------
+    jd : float
+        Julian date (UTC).
+
+    Returns
+    -------
+    datetime
+        Timezone-aware UTC time.
+    """
     return datetime(2000, 1, 1, 12, tzinfo=UTC) + timedelta(days=jd - 2451545.0)
 
 
@@ -113,7 +135,28 @@ class AlertTemplate:
 
     def copy(self, candid: int, object_id: str | None = None, ra: float | None = None,
              dec: float | None = None) -> bytes:
-        """The template's bytes with these values (``None``: the real alert's)."""
+        """The template's bytes with these values.
+
+        Parameters
+        ----------
+        candid : int
+            Candidate id, in ``[2**55, 2**62)`` (a 9-byte varint, as the template's).
+        object_id : str, optional
+            ObjectId of the template's length (:meth:`object_id_for`); default the
+            real alert's.
+        ra, dec : float, optional
+            Position, degrees; default the real alert's.
+
+        Returns
+        -------
+        bytes
+            One Avro container with one alert.
+
+        Raises
+        ------
+        ValueError
+            If ``candid`` or ``object_id`` does not have the template's length.
+        """
         varint = zigzag_varint(candid)
         if len(varint) != 9:
             raise ValueError(f"candid {candid} is not in [2**55, 2**62)")
@@ -130,7 +173,22 @@ class AlertTemplate:
 
 
 def ep_notice(ident: str, t0: datetime, ra: float, dec: float, radius: float) -> bytes:
-    """An Einstein Probe WXT notice (GCN JSON): a circle of 90 % radius ``radius``."""
+    """An Einstein Probe WXT notice (GCN JSON): a circle of 90 % radius ``radius``.
+
+    Parameters
+    ----------
+    ident : str
+        Its id (the event id is derived from it).
+    t0 : datetime
+        Trigger time (UTC).
+    ra, dec, radius : float
+        Centre and 90 % radius, degrees.
+
+    Returns
+    -------
+    bytes
+        The notice as GCN Kafka carries it.
+    """
     return json.dumps({"$schema": EP_WXT_SCHEMA, "instrument": "WXT",
                        "trigger_time": t0.isoformat().replace("+00:00", "Z"), "id": [ident],
                        "ra": ra, "dec": dec, "ra_dec_error": radius}).encode()
@@ -138,8 +196,31 @@ def ep_notice(ident: str, t0: datetime, ra: float, dec: float, radius: float) ->
 
 def pace(producer: Any, topic: str, make: Callable[[int], tuple[bytes, bytes]], n: int,
           rate: float, sent_at: np.ndarray, stop: threading.Event | None = None) -> int:
-    """Produce ``make(i)`` for i < n at ``rate`` messages/s (catching up in bursts when
-    late); ``sent_at[i]`` gets the wall time of each ``produce``. Returns messages sent."""
+    """Produce ``make(i)`` for i < n at ``rate`` messages/s, catching up in bursts when
+    late.
+
+    Parameters
+    ----------
+    producer : confluent_kafka.Producer
+        The producer (flushed at the end).
+    topic : str
+        Destination topic.
+    make : callable
+        ``make(i) -> (key, value)``.
+    n : int
+        Messages to send.
+    rate : float
+        Messages per second.
+    sent_at : ndarray
+        ``sent_at[i]`` gets the wall time (Unix s) of the ``produce`` of message ``i``.
+    stop : threading.Event, optional
+        Stop sending when set.
+
+    Returns
+    -------
+    int
+        Messages sent.
+    """
     start = time.time()
     i = 0
     while i < n and not (stop is not None and stop.is_set()):
@@ -164,7 +245,30 @@ def pace(producer: Any, topic: str, make: Callable[[int], tuple[bytes, bytes]], 
 class CounterpartFollower(threading.Thread):
     """Reads counterpart topics while a benchmark runs: for each message keyed
     ``event|version|alert_id`` with ``alert_id = base + i``, the latency is the
-    message's timestamp (set when the service produced it) minus ``sent_at[i]``."""
+    message's timestamp (set when the service produced it) minus ``sent_at[i]``.
+
+    Parameters
+    ----------
+    bootstrap : str
+        Kafka bootstrap servers.
+    topics : list of str
+        Counterpart topics to read from the beginning.
+    sent_at : ndarray
+        Send times of the alerts (filled by :func:`pace`).
+    base : int
+        ``alert_id`` of alert 0.
+
+    Attributes
+    ----------
+    keys : set of str
+        Distinct message keys seen.
+    messages : int
+        Messages read.
+    latency : list of tuple
+        ``(sent at, latency s)`` per counterpart of one of our alerts.
+    stop : threading.Event
+        Set it to end the thread.
+    """
 
     def __init__(self, bootstrap: str, topics: list[str], sent_at: np.ndarray,
                  base: int) -> None:
@@ -177,6 +281,7 @@ class CounterpartFollower(threading.Thread):
         self.error: str | None = None
 
     def run(self) -> None:
+        """Read until :attr:`stop` is set."""
         consumer = Consumer({"bootstrap.servers": self.bootstrap,
                              "group.id": f"bench-follower-{id(self)}-{time.time_ns()}",
                              "auto.offset.reset": "earliest", "enable.auto.commit": False})

@@ -11,7 +11,18 @@ from pathlib import Path
 
 
 def process_tree(root: int) -> list[int]:
-    """``root`` and its descendants (from /proc)."""
+    """A process and its descendants, from ``/proc``.
+
+    Parameters
+    ----------
+    root : int
+        Process id.
+
+    Returns
+    -------
+    list of int
+        ``root`` first, then its descendants.
+    """
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -30,7 +41,19 @@ def process_tree(root: int) -> list[int]:
 
 
 def proc_usage(pid: int) -> tuple[float, int, bytes] | None:
-    """(RSS MiB, CPU ticks (user + system), command line) of a live process."""
+    """Resident memory, CPU ticks and command line of a live process.
+
+    Parameters
+    ----------
+    pid : int
+        Process id.
+
+    Returns
+    -------
+    tuple or None
+        ``(RSS MiB, CPU ticks (user + system), command line)``; ``None`` if the
+        process is gone.
+    """
     try:
         status = Path(f"/proc/{pid}/status").read_text()
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -49,7 +72,18 @@ def service_usage(root: int) -> tuple[dict[str, float], dict[int, tuple[str, int
     run`` Python process: join, store, publication), ``jvm`` (Spark's driver JVM that
     pyspark starts: Kafka source, raw archive, scheduling), ``python_workers`` (the
     pyspark daemon and its workers, children of the JVM: Avro decoding and enrichment in
-    ``mapInPandas``), ``other``. The RSS dict also has ``total`` and ``processes``."""
+    ``mapInPandas``), ``other``. The RSS dict also has ``total`` and ``processes``.
+
+    Parameters
+    ----------
+    root : int
+        Process id of the service (the ``driver``).
+
+    Returns
+    -------
+    tuple
+        ``(rss, ticks)``: MiB by role, and pid → (role, ticks).
+    """
     rss = dict.fromkeys(("driver", "jvm", "python_workers", "other"), 0.0)
     ticks: dict[int, tuple[str, int]] = {}
     for pid in process_tree(root):
@@ -69,7 +103,18 @@ def cpu_by_role(window: list[dict[int, tuple[str, int]]]) -> dict[str, int]:
     """CPU ticks spent by role between the first and the last of these samples of
     per-process ticks: for each process, its last value seen minus its value in the
     first sample (0 if it started later). A process that ended between two samples
-    loses at most one sampling interval."""
+    loses at most one sampling interval.
+
+    Parameters
+    ----------
+    window : list of dict
+        Per-process ticks (pid → (role, ticks)) of successive samples.
+
+    Returns
+    -------
+    dict
+        Ticks by role, and ``total``.
+    """
     first, last = window[0], {}
     for per_pid in window:
         last.update(per_pid)
@@ -82,7 +127,13 @@ def cpu_by_role(window: list[dict[int, tuple[str, int]]]) -> dict[str, int]:
 
 
 def machine_ticks() -> tuple[int, int]:
-    """(busy, total) CPU ticks of the machine since boot (/proc/stat)."""
+    """CPU ticks of the machine since boot, from ``/proc/stat``.
+
+    Returns
+    -------
+    tuple of int
+        ``(busy, total)``: all ticks but idle and iowait, and all ticks.
+    """
     values = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
     idle = values[3] + (values[4] if len(values) > 4 else 0)
     return sum(values) - idle, sum(values)

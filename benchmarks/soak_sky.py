@@ -9,13 +9,40 @@ import numpy as np
 
 
 def unit(ra: np.ndarray, dec: np.ndarray) -> np.ndarray:
+    """Unit vectors of positions.
+
+    Parameters
+    ----------
+    ra, dec : ndarray
+        Positions, degrees.
+
+    Returns
+    -------
+    ndarray, shape (..., 3)
+        Cartesian unit vectors.
+    """
     r, d = np.radians(ra), np.radians(dec)
     return np.stack([np.cos(d) * np.cos(r), np.cos(d) * np.sin(r), np.sin(d)], axis=-1)
 
 
 def near_any(ra: np.ndarray, dec: np.ndarray, centres: np.ndarray,
               radius_deg: np.ndarray) -> np.ndarray:
-    """Which points lie within ``radius_deg[j]`` of some centre ``j`` (unit vectors)."""
+    """Which points lie within ``radius_deg[j]`` of some centre ``j``.
+
+    Parameters
+    ----------
+    ra, dec : ndarray
+        Points, degrees.
+    centres : ndarray, shape (m, 3)
+        Unit vectors of the centres (:func:`unit`).
+    radius_deg : ndarray, shape (m,)
+        Radius of each centre, degrees.
+
+    Returns
+    -------
+    ndarray of bool
+        One per point.
+    """
     limit = np.cos(np.radians(radius_deg))
     out = np.zeros(len(ra), dtype=bool)
     for start in range(0, len(ra), 50_000):
@@ -25,7 +52,7 @@ def near_any(ra: np.ndarray, dec: np.ndarray, centres: np.ndarray,
 
 
 def soak_sky(n_regions: int, n_alerts: int, fraction: float, seed: int,
-              ) -> dict[str, np.ndarray]:
+             ) -> dict[str, np.ndarray]:
     """Circles and alert positions of the soak.
 
     ``n_regions`` circles (90 % radius 0.5–2°) on a Fibonacci lattice (randomly turned),
@@ -34,6 +61,28 @@ def soak_sky(n_regions: int, n_alerts: int, fraction: float, seed: int,
     uniformly on the sky but farther than 1.1 radius from every circle
     (``region`` = −1): no alert lies near a boundary, so whether it is a counterpart
     does not depend on how the circle is pixelised.
+
+    Parameters
+    ----------
+    n_regions : int
+        Circles.
+    n_alerts : int
+        Alert positions.
+    fraction : float
+        Probability that an alert is placed inside a circle.
+    seed : int
+        Seed of the random generator.
+
+    Returns
+    -------
+    dict of ndarray
+        ``centre_ra``, ``centre_dec``, ``radius`` (per circle, degrees); ``ra``,
+        ``dec``, ``region`` (per alert).
+
+    Raises
+    ------
+    ValueError
+        If that many circles do not fit on the sky disjoint.
     """
     rng = np.random.default_rng(seed)
     k = np.arange(n_regions)
@@ -69,7 +118,20 @@ def soak_sky(n_regions: int, n_alerts: int, fraction: float, seed: int,
 
 
 def in_ranges(ipix: np.ndarray, ranges: np.ndarray) -> np.ndarray:
-    """Which pixels fall in sorted, disjoint ``[lo, hi)`` ranges."""
+    """Which pixels fall in sorted, disjoint ``[lo, hi)`` ranges.
+
+    Parameters
+    ----------
+    ipix : ndarray
+        Order-29 nested indices.
+    ranges : ndarray, shape (n, 2)
+        Sorted, disjoint half-open ranges (a region's ``ranges``).
+
+    Returns
+    -------
+    ndarray of bool
+        One per pixel.
+    """
     # one signed dtype on both sides: numpy compares int64 with uint64 through float64,
     # which cannot tell order-29 indices ~3e18 apart that differ by less than 512
     ipix = np.asarray(ipix, dtype=np.int64)
