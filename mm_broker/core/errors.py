@@ -155,3 +155,12 @@ class StoreUnavailable(RuntimeError):
     retries with backoff and acknowledges nothing meanwhile. The message says what
     was unreachable and why (e.g. ``database unavailable (connection refused)``).
     """
+
+
+# --------------------------------------------------------------------------- #
+# Local services
+# --------------------------------------------------------------------------- #
+
+
+class ServiceError(RuntimeError):
+    """A local service (``mm-broker services``) could not be started, reached or stopped."""

@@ -7,7 +7,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mm_broker.app.services.process import (
-    ServiceError,
     kill,
     port_open,
     read_pid,
@@ -16,6 +15,7 @@ from mm_broker.app.services.process import (
     wait_for,
 )
 from mm_broker.core.config import Settings
+from mm_broker.core.errors import ServiceError
 
 
 @dataclass

@@ -18,7 +18,6 @@ from pathlib import Path
 from confluent_kafka.admin import AdminClient
 
 from mm_broker.app.services.process import (
-    ServiceError,
     kill,
     port_open,
     read_pid,
@@ -28,6 +27,7 @@ from mm_broker.app.services.process import (
 )
 from mm_broker.core import jars
 from mm_broker.core.config import Settings
+from mm_broker.core.errors import ServiceError
 from mm_broker.core.kafka import log_config
 
 LOG4J2 = """\

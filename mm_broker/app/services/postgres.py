@@ -19,8 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mm_broker.app.services.pg_layout as pg_layout
-from mm_broker.app.services.process import ServiceError, port_open, wait_for
+from mm_broker.app.services.process import port_open, wait_for
 from mm_broker.core.config import Settings
+from mm_broker.core.errors import ServiceError
 
 MIN_VERSION = 15
 

@@ -15,9 +15,7 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-
-class ServiceError(RuntimeError):
-    """A local service could not be started, reached or stopped."""
+from mm_broker.core.errors import ServiceError
 
 
 def port_open(host: str, port: int, timeout: float = 0.5) -> bool:
