@@ -1,21 +1,21 @@
-"""Directory listener and file replay: hand notice files on in order of issue time.
+"""Directory listener: notice files as a transport.
 
-:func:`ingest_paths` reads every file, orders them by the issue time their parser
-reports (files that do not parse come last, in path order, and the handler rejects
-them with their reason), then hands each to the handler. :func:`watch` polls a
-folder for new or changed files. The journal's ``topic`` of a file is its path; the
-handler decides what that origin means (a path is not a Kafka topic).
+:func:`notice_files` lists the notice files under paths; :func:`watch` polls a folder
+for new or changed files and hands each one's bytes to the handler (the journal's
+``topic`` of a file is its path; the handler decides what that origin means — a path
+is not a Kafka topic). Ordering a batch of files by the issue time of their notices
+is the application's (``notices ingest``: :func:`mm_broker.app.ingest.ingest_files`),
+since it needs the parsers.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from listeners.daemon import Stopper, log_outcome, with_backoff
-from listeners.parsers import NoticeError, parse
 from listeners.types import Handler, OutcomeT
 
 log = logging.getLogger("mm_broker.listen")
@@ -42,41 +42,6 @@ def notice_files(paths: Iterable[str | Path]) -> list[Path]:
         else:
             raise FileNotFoundError(f"no notice file or folder at {p}")
     return found
-
-
-def _issue_key(payload: bytes, path: Path) -> tuple[int, datetime, str]:
-    """Sort key: parsed notices by issue time, then the unparsable ones."""
-    try:
-        notice = parse(payload)
-    except NoticeError:
-        return (1, datetime.max.replace(tzinfo=UTC), str(path))
-    return (0, notice.issue_time, str(path))
-
-
-def ingest_paths(paths: Iterable[str | Path], handler: Handler[OutcomeT],
-                 source: str = "dir") -> Iterator[tuple[Path, OutcomeT]]:
-    """Hand every file under ``paths`` to ``handler``, in order of issue time.
-
-    Parameters
-    ----------
-    paths : iterable of str or Path
-        Files, or folders searched recursively (:func:`notice_files`).
-    handler : Handler
-        Called as ``handler(source, str(path), payload, received_at)``, one
-        ``received_at`` for the whole call.
-    source : str, optional
-        The source name handed on (``dir``).
-
-    Yields
-    ------
-    (Path, outcome)
-        Each file with what the handler returned, in the order handled.
-    """
-    files = notice_files(paths)
-    received_at = datetime.now(UTC)
-    loaded = [(f, f.read_bytes()) for f in files]
-    for f, payload in sorted(loaded, key=lambda item: _issue_key(item[1], item[0])):
-        yield f, handler(source, str(f), payload, received_at)
 
 
 def watch(folder: Path, handler: Handler[OutcomeT], stopper: Stopper, poll_s: float = 2.0,
@@ -115,7 +80,7 @@ def watch(folder: Path, handler: Handler[OutcomeT], stopper: Stopper, poll_s: fl
             mtime = f.stat().st_mtime
 
             def work(f: Path = f) -> list[tuple[Path, OutcomeT]]:
-                return list(ingest_paths([f], handler))
+                return [(f, handler("dir", str(f), f.read_bytes(), datetime.now(UTC)))]
 
             outcome = with_backoff(work, stopper, f"ingest {f}", *backoff)
             if outcome is None:

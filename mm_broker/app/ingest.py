@@ -22,8 +22,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Engine, select, update
@@ -31,6 +33,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.exc import DataError
 
 import skymaps
+from listeners.directory import notice_files
 from listeners.parsers import NoticeError, parse
 from mm_broker.core.config import Settings
 from mm_broker.core.db.schema import notices, raw_journal
@@ -186,15 +189,26 @@ def _internal(engine: Engine, journal_id: int, stage: str, exc: Exception,
                    InternalError(f"{stage}: {type(exc).__name__}: {first}"), notice)
 
 
-def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
-            limits: Limits) -> IngestResult:
-    """Parse and store a journaled payload (steps 2–4 of the module docstring)."""
+def _parse(payload: bytes, topic: str | None) -> Notice | Exception:
+    """The parsed notice, or the exception parsing raised (kept for the journal)."""
     try:
-        notice = parse(payload, topic)
-    except NoticeError as exc:
-        return _reject(engine, journal_id, exc)
-    except Exception as exc:  # noqa: BLE001 - journaled with its reason, logged in full
-        return _internal(engine, journal_id, "parse", exc)
+        return parse(payload, topic)
+    except Exception as exc:  # noqa: BLE001 - handed to process(), which journals it
+        return exc
+
+
+def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
+            limits: Limits, parsed: Notice | Exception | None = None) -> IngestResult:
+    """Parse and store a journaled payload (steps 2–4 of the module docstring).
+
+    ``parsed`` is the payload's parse when the caller has it already (the notice, or
+    the exception the parser raised): a payload is parsed once.
+    """
+    notice = _parse(payload, topic) if parsed is None else parsed
+    if isinstance(notice, NoticeError):
+        return _reject(engine, journal_id, notice)
+    if isinstance(notice, Exception):
+        return _internal(engine, journal_id, "parse", notice)
     region: Region | None = None
     if not notice.retraction:
         try:
@@ -249,3 +263,51 @@ def recover_pending(engine: Engine, limits: Limits) -> list[IngestResult]:
                             .order_by(raw_journal.c.id)).all()
     return [process(engine, r.id, r.payload, r.topic if r.source == "gcn" else None,
                     limits) for r in rows]
+
+
+def ingest_files(engine: Engine, paths: Iterable[str | Path], limits: Limits,
+                 source: str = "dir") -> Iterator[tuple[Path, IngestResult]]:
+    """``mm-broker notices ingest``: journal every file, then store them in issue-time
+    order; yield each file's outcome.
+
+    All the files are journaled first (one committed transaction), each is parsed
+    once, and they are processed in the order of their notices' issue times (the
+    unparsable ones last), so a folder of a whole notice sequence ends with the
+    newest version active whatever the file names. A file whose bytes equal those of
+    a file given earlier in the same call is reported as such.
+
+    Parameters
+    ----------
+    engine : Engine
+        The store.
+    paths : iterable of str or Path
+        Files, or folders searched recursively (:func:`listeners.directory.notice_files`).
+    limits : Limits
+    source : str
+        The source journaled (``dir``).
+    """
+    files = notice_files(paths)
+    received_at = datetime.now(UTC)
+    loaded = [(f, f.read_bytes()) for f in files]
+    with engine.begin() as conn:
+        rows = [journal(conn, payload, source, str(f), received_at) for f, payload in loaded]
+    first_path: dict[int, Path] = {}
+    items = []
+    for (f, payload), (jid, first, status) in zip(loaded, rows, strict=True):
+        earlier = first_path.setdefault(jid, f)
+        parsed = _parse(payload, None) if earlier == f else None
+        when = parsed.issue_time if isinstance(parsed, Notice) else None
+        items.append(((when is None, when or received_at, str(f)), f, payload, jid, first,
+                      status, parsed, earlier))
+    items.sort(key=lambda item: item[0])
+    for _, f, payload, jid, first, status, parsed, earlier in items:
+        if earlier != f:
+            yield f, IngestResult("duplicate", f"identical bytes to {earlier}, given earlier "
+                                               f"in this call (journal row {jid})", jid,
+                                  event_id=_event_of(engine, jid))
+        elif not first and status != "received":
+            yield f, IngestResult("duplicate", f"identical bytes already journaled "
+                                               f"(row {jid})", jid, event_id=_event_of(engine, jid))
+        else:
+            # A file path is not a topic: the payload's own content chooses the parser.
+            yield f, process(engine, jid, payload, None, limits, parsed)

@@ -38,15 +38,12 @@ def engine(fresh_db: config.Settings):  # type: ignore[no-untyped-def]
 
 
 def test_gbm_sequence_final_position_active(engine, fresh_db, data_dir: Path) -> None:
-    from listeners.directory import ingest_paths
-    from mm_broker.app.listen_wiring import file_handler
+    from mm_broker.app.ingest import ingest_files
 
     files = _gbm_sequence(data_dir, GBM_TRIGGER)
     assert len(files) >= 4, files
-    # Feed them in reverse file order: ingest_paths must still apply issue-time order.
-    handler = file_handler(engine, Limits.from_settings(fresh_db))
-    results = [(path, outcome.result)
-               for path, outcome in ingest_paths(list(reversed(files)), handler)]
+    # Feed them in reverse file order: ingest_files must still apply issue-time order.
+    results = list(ingest_files(engine, list(reversed(files)), Limits.from_settings(fresh_db)))
     statuses = [r.status for _, r in results]
     assert "stored" in statuses
     event_ids = {r.notice.event_id for _, r in results if r.notice is not None}
@@ -261,3 +258,39 @@ def test_payload_journaled_before_a_crash_is_recovered(engine, fresh_db, data_di
     with engine.connect() as conn:
         assert conn.execute(select(raw_journal.c.status)).scalar_one() == "stored"
         assert conn.execute(select(func.count()).select_from(notices)).scalar_one() == 1
+
+
+def test_identical_files_in_one_call_say_so_and_each_file_is_parsed_once(
+        engine, fresh_db, data_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Two files with the same bytes in one ``notices ingest``: the second names the
+    first; a third distinct file is stored; every file is parsed once (not once to
+    sort and again to store)."""
+    import mm_broker.app.ingest as ingest_mod
+
+    files = [f for f in _gbm_sequence(data_dir, GBM_TRIGGER) if "_alert_" not in f.name][:2]
+    assert len(files) == 2, files
+    copy = tmp_path / "copy-of-first.xml"
+    copy.write_bytes(files[0].read_bytes())
+    calls: list[bytes] = []
+    real_parse = ingest_mod.parse
+
+    def counting(payload: bytes, topic: str | None = None):  # type: ignore[no-untyped-def]
+        calls.append(payload)
+        return real_parse(payload, topic)
+
+    monkeypatch.setattr(ingest_mod, "parse", counting)
+    out = {p: r for p, r in ingest_mod.ingest_files(engine, [files[0], copy, files[1]],
+                                                    Limits.from_settings(fresh_db))}
+    assert out[files[0]].status in {"stored", "superseded"}
+    assert out[files[1]].status in {"stored", "superseded"}
+    dup = out[copy]
+    assert dup.status == "duplicate"
+    assert dup.reason is not None and str(files[0]) in dup.reason
+    assert "earlier in this call" in dup.reason
+    assert dup.event_id == out[files[0]].notice.event_id
+    assert sorted(calls) == sorted([files[0].read_bytes(), files[1].read_bytes()])
+    with engine.connect() as conn:
+        receipts = conn.execute(select(raw_journal.c.receipts).where(
+            raw_journal.c.id == dup.journal_id)).scalar_one()
+    assert receipts == 2  # the second copy was received, and counted
