@@ -109,6 +109,12 @@ def _patch(validator: JournalValidator) -> None:
             super().__init__(*args, **kwargs)
             self.validators: list[Any] = [validator, *self.validators]
 
+        def buildProtocol(self, addr: Any) -> Any:  # noqa: N802 - Twisted's name
+            # Connected: the broker sends us every event from now on. Said once per
+            # connection, so operators (and tests) know when the subscription is live.
+            log.info("vtp: subscribed to %s", validator.remote)
+            return super().buildProtocol(addr)
+
     broker.VOEventSubscriberFactory = JournalingSubscriberFactory
     broker.TCPServer = functools.partial(internet.TCPServer, interface="127.0.0.1")
 

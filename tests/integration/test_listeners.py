@@ -7,6 +7,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -115,8 +116,18 @@ def test_vtp_listener_receives_from_comet(running: config.Settings, fresh_db: co
     proc = subprocess.Popen([sys.executable, "-m", "mm_broker.app.cli", "listen", "vtp",
                              "--remote", f"127.0.0.1:{c['broadcast_port']}"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(
+        iter(lambda: proc.stdout.readline().decode(errors="replace"), "")), daemon=True)
+    reader.start()
     try:
-        time.sleep(3.0)  # subscription established
+        # Comet relays only to subscribers connected when the event arrives: wait for
+        # the listener to say its subscription is live (under load it can take seconds).
+        deadline = time.monotonic() + 60
+        while not any("vtp: subscribed to" in x for x in lines):
+            assert proc.poll() is None, "".join(lines)
+            assert time.monotonic() < deadline, "no subscription in 60 s:\n" + "".join(lines)
+            time.sleep(0.1)
         marker = uuid.uuid4().hex
         payload = ((data_dir / NOTICES[1]).read_bytes().rstrip()
                    + f"\n<!-- {marker} -->\n".encode())
@@ -127,7 +138,9 @@ def test_vtp_listener_receives_from_comet(running: config.Settings, fresh_db: co
         assert _wait_rows(fresh_db, 1, timeout=30) == 1
     finally:
         proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+        proc.wait(timeout=30)
+        reader.join(timeout=10)
+    out = "".join(lines).encode()
     engine = engine_for(fresh_db)
     try:
         with engine.connect() as conn:
