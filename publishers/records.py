@@ -37,7 +37,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple
 
-from publishers.schema import Schema
+from publishers.schema import Schema, by_name, load, versions
 
 #: Allowed closed ranges ``(low, high)`` of numeric fields (``None``: unbounded);
 #: ``ra`` is additionally checked to be below 360. 41,253 deg² is the whole sky.
@@ -221,8 +221,6 @@ class _FieldPlan:
 
 @cache
 def _plan(schema_name: str) -> tuple[_FieldPlan, ...]:
-    from publishers.schema import by_name
-
     plans = []
     for f in by_name(schema_name).fields:
         nullable, branches = _branches(f["type"])
@@ -305,8 +303,6 @@ def _names(schema_name: str) -> frozenset[str]:
 @cache
 def _newer_names(kind: str, version: int) -> frozenset[str]:
     """Fields defined by versions of ``kind`` newer than ``version`` (and not by it)."""
-    from publishers.schema import load, versions
-
     names = {f["name"] for v in versions(kind) if v > version for f in load(kind, v).fields}
     return frozenset(names - {f["name"] for f in load(kind, version).fields})
 

@@ -12,6 +12,9 @@ from __future__ import annotations
 from mm_broker.core.errors import MalformedPayload, NoticeError, SchemaError
 from mm_broker.core.models import Notice
 
+from .json_registry import parse_json
+from .voevent_registry import parse_voevent
+
 #: Versions are stored as 64-bit signed integers.
 _MAX_VERSION = 2**63 - 1
 
@@ -47,12 +50,8 @@ def parse(payload: bytes, topic: str | None = None) -> Notice:
     """
     head = payload.lstrip()[:1]
     if head == b"<":
-        from .voevent_registry import parse_voevent
-
         return _checked(parse_voevent(payload, topic))
     if head in (b"{", b"["):
-        from .json_registry import parse_json
-
         return _checked(parse_json(payload, topic))
     if not head:
         raise MalformedPayload("empty payload")

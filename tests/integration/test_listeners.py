@@ -140,7 +140,6 @@ def test_vtp_listener_receives_from_comet(running: config.Settings, fresh_db: co
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=30)
         reader.join(timeout=10)
-    out = "".join(lines).encode()
     engine = engine_for(fresh_db)
     try:
         with engine.connect() as conn:
