@@ -71,7 +71,7 @@ class ScratchService:
         self.keep = workdir is not None
         self.work = Path(workdir) if workdir is not None else \
             settings.state_dir / "bench" / f"{kind}-{self.tag}"
-        self.bootstrap = str(settings.get("kafka.bootstrap"))
+        self.bootstrap = settings.kafka.bootstrap
         self.log_path = settings.state_dir / "logs" / f"bench-{kind}-{self.tag}.log"
         self.proc: subprocess.Popen[bytes] | None = None
         self.counts: dict[str, Any] | None = None
@@ -105,7 +105,7 @@ class ScratchService:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
             pub = PublishConfig.from_settings(self.settings)
             admin = AdminClient(dict(pub.kafka))
-            ensure_topics(admin, [self.topic_in], int(self.settings.get("kafka.partitions")),
+            ensure_topics(admin, [self.topic_in], self.settings.kafka.partitions,
                           pub.replication_factor, pub.retention_ms)
             ensure_topics(admin, Topics(self.prefix).all(), pub.partitions,
                           pub.replication_factor, pub.retention_ms)
@@ -259,12 +259,12 @@ def comet_subscriber(settings: Settings, work: Path, tag: str) -> subprocess.Pop
     """
     for name in ("voevents", "comet-db"):
         (work / name).mkdir(exist_ok=True)
-    comet = settings.tree["comet"]
+    comet = settings.comet
     with open(work / "comet-subscriber.log", "wb") as log_file:  # the child keeps its own
         return subprocess.Popen(
             [sys.executable, "-m", "mm_broker.app.services.comet_launcher", "--bind", "127.0.0.1",
              "--", "-n", "--pidfile=", "comet",
-             f"--remote={comet['host']}:{comet['broadcast_port']}",
+             f"--remote={comet.host}:{comet.broadcast_port}",
              f"--local-ivo=ivo://mm-broker.bench/soak-{tag}", f"--eventdb={work / 'comet-db'}",
              "--save-event", f"--save-event-directory={work / 'voevents'}"],
             cwd=work, stdout=log_file, stderr=subprocess.STDOUT)

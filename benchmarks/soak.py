@@ -226,10 +226,10 @@ def bench_soak(settings: Settings, rate_per_min: float = SOAK_GOAL_RATE_PER_MIN,
                    "match_fraction": match_fraction, "cutouts": bool(cutouts),
                    "warmup_s": warm, "sample_s": sample_s, "trigger": trigger,
                    "max_offsets_per_trigger": int(max_offsets) or int(
-                       settings.get("alerts.max_offsets_per_trigger")), "seed": seed},
+                       settings.alerts.max_offsets_per_trigger), "seed": seed},
         "chain": "Kafka -> mm-broker run (Spark decode + enrichment, join on the driver, "
                  "associations table) -> Kafka counterpart topic + VOEvents through Comet",
-        "spark_master": str(settings.get("spark.master")),
+        "spark_master": settings.spark.master,
         "alert_template": LATENCY_ALERT, "alert_bytes": len(template.data),
         "service_start_s": round(start_s, 1),
         "rate_asked_per_min": rate_per_min, "alerts_planned": n, "sent": n_sent,

@@ -35,7 +35,7 @@ def connector_jars(settings: Settings) -> list[Path]:
     """Connector jars to add to Spark's classpath (those pyspark does not ship)."""
     import pyspark  # pyspark is heavy: imported only when Spark is used
 
-    wanted = str(settings.get("spark.version"))
+    wanted = settings.spark.version
     if pyspark.__version__ != wanted:
         raise RuntimeError(
             f"pyspark {pyspark.__version__} is installed but [spark] version is {wanted}: "
@@ -63,22 +63,22 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
     from pyspark.sql import SparkSession  # pyspark is heavy: imported only when Spark is used
 
     os.environ.setdefault("PYSPARK_PYTHON", _python())
-    sp = settings.tree["spark"]
-    local = str(sp["master"]).startswith("local")
+    sp = settings.spark
+    local = str(sp.master).startswith("local")
     if local:
         # One machine: keep the driver, block manager and workers on loopback.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
     jars = ",".join(str(j) for j in connector_jars(settings))
     builder = (
         SparkSession.builder.appName(app_name)
-        .master(str(sp["master"]))
+        .master(str(sp.master))
         .config("spark.jars", jars)
-        .config("spark.driver.memory", str(sp["driver_memory"]))
+        .config("spark.driver.memory", str(sp.driver_memory))
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", str(sp["shuffle_partitions"]))
+        .config("spark.sql.shuffle.partitions", str(sp.shuffle_partitions))
         .config("spark.sql.session.timeZone", "UTC")
         .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(sp["arrow_batch"]))
+        .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(sp.arrow_batch))
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         .config("spark.sql.warehouse.dir", str(settings.state_dir / "spark-warehouse"))
         .config("spark.driver.extraJavaOptions",

@@ -28,16 +28,16 @@ log = logging.getLogger("mm_broker.listen")
 def consumer_config(settings: Settings) -> dict[str, Any]:
     """confluent-kafka settings of the GCN consumer (no secrets in the returned dict's
     log representation: the secret is passed separately to gcn_kafka)."""
-    g = settings.tree["gcn"]
-    conf: dict[str, Any] = {"group.id": g["group_id"], "enable.auto.commit": False,
+    g = settings.gcn
+    conf: dict[str, Any] = {"group.id": g.group_id, "enable.auto.commit": False,
                             "auto.offset.reset": "earliest", "session.timeout.ms": 6000,
                             "enable.partition.eof": False,
-                            "max.poll.interval.ms": int(g["max_poll_interval_ms"]),
+                            "max.poll.interval.ms": int(g.max_poll_interval_ms),
                             **log_config(settings)}  # librdkafka's log: Python logging
-    if g["bootstrap"]:
+    if g.bootstrap:
         # A broker of our own (tests, the demo, a mirror): reached with the security
         # settings of [kafka], as every other client of ours.
-        conf["bootstrap.servers"] = g["bootstrap"]
+        conf["bootstrap.servers"] = g.bootstrap
         conf.update(security_config(settings))
     return conf
 
@@ -47,13 +47,13 @@ def make_consumer(settings: Settings) -> Any:
     the configured local broker."""
     import gcn_kafka  # optional at import time: only the GCN listener needs it
 
-    g = settings.tree["gcn"]
+    g = settings.gcn
     conf = consumer_config(settings)
-    if g["bootstrap"]:
+    if g.bootstrap:
         return gcn_kafka.Consumer(config=conf)
-    return gcn_kafka.Consumer(config=conf, client_id=secret(g["client_id_env"]),
-                              client_secret=secret(g["client_secret_env"]),
-                              domain=g["domain"])
+    return gcn_kafka.Consumer(config=conf, client_id=secret(g.client_id_env),
+                              client_secret=secret(g.client_secret_env),
+                              domain=g.domain)  # type: ignore[arg-type]  # checked by GCN
 
 
 def run(settings: Settings, handler: Handler[Outcome], stopper: Stopper,
@@ -82,9 +82,9 @@ def run(settings: Settings, handler: Handler[Outcome], stopper: Stopper,
     int
         The number of payloads handed to the handler and acknowledged.
     """
-    topics = topics or list(settings.get("gcn.topics"))
-    backoff = (float(settings.get("listen.backoff_initial_s")),
-               float(settings.get("listen.backoff_max_s")))
+    topics = topics or list(settings.gcn.topics)
+    backoff = (settings.listen.backoff_initial_s,
+               settings.listen.backoff_max_s)
     consumer = consumer or make_consumer(settings)
     consumer.subscribe(topics)
     log.info("gcn listener: %d topics", len(topics))

@@ -139,12 +139,12 @@ def run(settings: Settings, remote: str, handler: Handler[Outcome],
     """
     from twisted.scripts import twistd  # Twisted: see the module docstring
 
-    backoff = (float(settings.get("listen.backoff_initial_s")),
-               float(settings.get("listen.backoff_max_s")))
+    backoff = (settings.listen.backoff_initial_s,
+               settings.listen.backoff_max_s)
     _patch(JournalValidator(handler, remote, backoff))
     state = settings.state_dir / "vtp"
     state.mkdir(parents=True, exist_ok=True)
-    ivo = local_ivo or f"{settings.get('comet.local_ivo')}/subscriber"
+    ivo = local_ivo or f"{settings.comet.local_ivo}/subscriber"
     sys.argv = ["twistd", "-n", "--pidfile=", "comet", f"--remote={remote}",
                 f"--local-ivo={ivo}", f"--eventdb={state / 'eventdb'}"]
     twistd.run()

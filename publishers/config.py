@@ -86,23 +86,23 @@ class PublishConfig:
     @classmethod
     def from_settings(cls, settings: Settings) -> PublishConfig:
         """Collect ``[publish]``, ``[kafka]`` and ``[comet]`` from ``settings``."""
-        p = settings.tree["publish"]
-        c = settings.tree["comet"]
+        p = settings.publish
+        c = settings.comet
         return cls(
             kafka=kafka_client_config(settings),
-            topic_prefix=str(p["topic_prefix"]),
-            partitions=int(p["partitions"]),
-            replication_factor=int(p["replication_factor"]),
-            retention_ms=int(p["retention_ms"]),
-            delivery_timeout_ms=int(p["delivery_timeout_ms"]),
-            counterpart_schema_version=int(p["counterpart_schema_version"]),
-            retraction_schema_version=int(p["retraction_schema_version"]),
-            author_ivorn=str(p["author_ivorn"]),
-            reference_url=str(p["reference_url"] or p["author_ivorn"]),
-            voevent_max_candidates=int(p["voevent_max_candidates"]),
-            comet_host=str(c["host"]),
-            comet_port=int(c["receive_port"]),
-            vtp_timeout_s=float(p["vtp_timeout_s"]),
+            topic_prefix=str(p.topic_prefix),
+            partitions=int(p.partitions),
+            replication_factor=int(p.replication_factor),
+            retention_ms=int(p.retention_ms),
+            delivery_timeout_ms=int(p.delivery_timeout_ms),
+            counterpart_schema_version=int(p.counterpart_schema_version),
+            retraction_schema_version=int(p.retraction_schema_version),
+            author_ivorn=str(p.author_ivorn),
+            reference_url=str(p.reference_url or p.author_ivorn),
+            voevent_max_candidates=int(p.voevent_max_candidates),
+            comet_host=str(c.host),
+            comet_port=int(c.receive_port),
+            vtp_timeout_s=float(p.vtp_timeout_s),
             provenance={"mm_broker_version": __version__, "config_hash": settings.hash()},
         )
 

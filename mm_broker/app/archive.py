@@ -49,12 +49,12 @@ def archive(settings: Settings, topics: list[str] | None = None, once: bool = Fa
     catalogues = load_default_catalogues(settings.catalogue_dir())
     # The same source options as `mm-broker run`: a secured cluster (TLS, SASL) is
     # reached by the archive too.
-    kafka_df = read_kafka(spark, str(settings.get("kafka.bootstrap")),
-                          ",".join(topics or settings.get("alerts.topics")),
-                          max_offsets=int(settings.get("alerts.max_offsets_per_trigger")),
+    kafka_df = read_kafka(spark, settings.kafka.bootstrap,
+                          ",".join(topics or settings.alerts.topics),
+                          max_offsets=settings.alerts.max_offsets_per_trigger,
                           options=spark_source_options(settings))
     trigger = {"availableNow": True} if once else \
-        {"processingTime": str(settings.get("alerts.trigger"))}
+        {"processingTime": settings.alerts.trigger}
     provenance = Provenance.from_settings(settings, catalogues, rule_versions())
     queries = start_archive(spark, kafka_df, catalogues, settings.archive_uri(),
                             f"{settings.checkpoint_uri()}/{name}", trigger,

@@ -238,7 +238,7 @@ def main(settings: Settings, n_alerts: int = 20, verbose: bool = False) -> int:
     log.debug("replay summary: %s", json.dumps({k: summary[k] for k in
                                                 ("alerts", "notices", "counterparts",
                                                  "published") if k in summary}))
-    _step(5, "publishing: " + _published(summary, str(settings.get("publish.topic_prefix"))))
+    _step(5, "publishing: " + _published(summary, settings.publish.topic_prefix))
 
     print("\nCounterpart candidates of the night")
     for line in _candidates_table(recs):

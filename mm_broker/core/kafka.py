@@ -117,7 +117,7 @@ def log_config(settings: Settings) -> dict[str, Any]:
     >>> conf["logger"].name, conf["log_level"]
     ('mm_broker.kafka.librdkafka', 3)
     """
-    name = str(settings.get("kafka.client_log_level")).upper()
+    name = settings.kafka.client_log_level.upper()
     if name not in LEVELS:
         raise ConfigError(f"kafka.client_log_level {name!r} is not one of {list(LEVELS)}")
     level = logging.DEBUG if _librdkafka_log.isEnabledFor(logging.DEBUG) \
@@ -152,9 +152,9 @@ def client_config(settings: Settings) -> dict[str, Any]:
     >>> client_config(load(environ={}))["security.protocol"]
     'plaintext'
     """
-    k = settings.tree["kafka"]
-    conf: dict[str, Any] = {"bootstrap.servers": str(k["bootstrap"]),
-                            "security.protocol": str(k["security_protocol"])}
+    k = settings.kafka
+    conf: dict[str, Any] = {"bootstrap.servers": str(k.bootstrap),
+                            "security.protocol": str(k.security_protocol)}
     conf.update(security_config(settings))
     conf.update(log_config(settings))
     return conf
@@ -164,15 +164,15 @@ def security_config(settings: Settings) -> dict[str, Any]:
     """The security part alone (``security.protocol`` and SASL), for a client that
     talks to the configured cluster through other bootstrap servers (add
     :func:`log_config` to it)."""
-    k = settings.tree["kafka"]
-    conf: dict[str, Any] = {"security.protocol": str(k["security_protocol"])}
-    if k["sasl_mechanism"]:
-        user = secret(k["sasl_username_env"]) if k["sasl_username_env"] else None
-        password = secret(k["sasl_password_env"]) if k["sasl_password_env"] else None
+    k = settings.kafka
+    conf: dict[str, Any] = {"security.protocol": str(k.security_protocol)}
+    if k.sasl_mechanism:
+        user = secret(k.sasl_username_env) if k.sasl_username_env else None
+        password = secret(k.sasl_password_env) if k.sasl_password_env else None
         if user is None or password is None:
             raise ConfigError("kafka.sasl_mechanism is set but the SASL username or password "
                               "environment variable is empty")
-        conf.update({"sasl.mechanism": str(k["sasl_mechanism"]), "sasl.username": user,
+        conf.update({"sasl.mechanism": str(k.sasl_mechanism), "sasl.username": user,
                      "sasl.password": password})
     return conf
 
@@ -194,7 +194,7 @@ def spark_source_options(settings: Settings) -> dict[str, str]:
     conf = client_config(settings)
     opts = {"kafka.bootstrap.servers": conf["bootstrap.servers"],
             "kafka.security.protocol": conf["security.protocol"].upper(),
-            "fetchOffset.numRetries": str(settings.get("alerts.source_retries")),
+            "fetchOffset.numRetries": settings.alerts.source_retries,
             "fetchOffset.retryIntervalMs": "2000"}
     mechanism = conf.get("sasl.mechanism")
     if mechanism:

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections import defaultdict
 
+import re
+
 import pytest
 
 from tests.architecture.import_graph import ROOT, cycles, edges, modules
@@ -103,3 +105,15 @@ def test_no_module_over_500_lines() -> None:
 
 def test_root_is_the_repository() -> None:
     assert (ROOT / "pyproject.toml").is_file()
+
+
+def test_settings_are_read_typed() -> None:
+    """Code reads the typed sections (``settings.kafka.bootstrap``), not the raw tree
+    (``settings.get("kafka.bootstrap")``, ``settings.tree["kafka"]``), outside the
+    configuration module itself."""
+    raw = re.compile(r"settings\.get\(|settings\.tree\[")
+    found = [f"{name}:{i}" for name, path in modules().items()
+             if name not in ("mm_broker.core.config", "mm_broker.core.sections")
+             for i, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+             if raw.search(line)]
+    assert found == [], "untyped settings reads:\n" + "\n".join(found)

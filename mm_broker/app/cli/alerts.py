@@ -39,8 +39,8 @@ def parser(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
 def main(args: argparse.Namespace, settings: Settings) -> int:
     """Run the chosen alert action."""
     if args.action == "send":
-        topic = args.topic or str(settings.get("alerts.topics")[0])
-        report = simulator.send(args.paths, topic, str(settings.get("kafka.bootstrap")),
+        topic = args.topic or str(settings.alerts.topics[0])
+        report = simulator.send(args.paths, topic, settings.kafka.bootstrap,
                                 rate=args.rate, repeat=args.repeat,
                                 extra_config=kafka_client_config(settings))
         print(json.dumps({"topic": topic, "sent": report.sent, "delivered": report.delivered,

@@ -54,9 +54,9 @@ def main(args: argparse.Namespace, settings: Settings) -> int:
                         topics=args.topic or None)
         else:
             n = directory.watch(Path(args.path), file_handler(engine, limits), stopper,
-                                float(settings.get("listen.dir_poll_s")),
-                                (float(settings.get("listen.backoff_initial_s")),
-                                 float(settings.get("listen.backoff_max_s"))))
+                                settings.listen.dir_poll_s,
+                                (settings.listen.backoff_initial_s,
+                                 settings.listen.backoff_max_s))
     finally:
         engine.dispose()
     log.info("listener stopped after %d payloads", n)

@@ -40,18 +40,18 @@ class Comet:
 
     @property
     def host(self) -> str:
-        return str(self.settings.get("comet.host"))
+        return self.settings.comet.host
 
     def command(self) -> list[str]:
         """The launcher command line (twistd in the foreground, no twistd pid file)."""
-        c = self.settings.tree["comet"]
+        c = self.settings.comet
         cmd = [sys.executable, "-m", "mm_broker.app.services.comet_launcher", "--bind", self.host,
                "--", "-n", "--pidfile=", "comet",
-               "--receive", f"--receive-port={c['receive_port']}",
-               "--broadcast", f"--broadcast-port={c['broadcast_port']}",
-               f"--local-ivo={c['local_ivo']}", f"--eventdb={self.dir / 'eventdb'}",
+               "--receive", f"--receive-port={c.receive_port}",
+               "--broadcast", f"--broadcast-port={c.broadcast_port}",
+               f"--local-ivo={c.local_ivo}", f"--eventdb={self.dir / 'eventdb'}",
                "--broadcast-test-interval=0"]
-        for net in c["whitelist"]:
+        for net in c.whitelist:
             cmd.append(f"--author-whitelist={net}")
         return cmd
 
@@ -59,16 +59,16 @@ class Comet:
         return read_pid(self.pid_file, str(self.dir))
 
     def start(self) -> str:
-        c = self.settings.tree["comet"]
-        addr = (f"vtp://{self.host}:{c['broadcast_port']} "
-                f"(submit to {self.host}:{c['receive_port']})")
+        c = self.settings.comet
+        addr = (f"vtp://{self.host}:{c.broadcast_port} "
+                f"(submit to {self.host}:{c.receive_port})")
         if self.pid() is None:
-            if port_open(self.host, c["receive_port"]):
-                raise ServiceError(f"port {c['receive_port']} is taken by another process")
+            if port_open(self.host, c.receive_port):
+                raise ServiceError(f"port {c.receive_port} is taken by another process")
             (self.dir / "eventdb").mkdir(parents=True, exist_ok=True)
             spawn(self.command(), self.logfile, self.pid_file, cwd=self.dir)
-        wait_for(lambda: port_open(self.host, c["receive_port"])
-                 and port_open(self.host, c["broadcast_port"]), 30, "Comet",
+        wait_for(lambda: port_open(self.host, c.receive_port)
+                 and port_open(self.host, c.broadcast_port), 30, "Comet",
                  log_file=self.logfile)
         return addr
 
@@ -85,8 +85,8 @@ class Comet:
         return kill(self.pid(), self.pid_file)
 
     def status(self) -> str:
-        c = self.settings.tree["comet"]
+        c = self.settings.comet
         pid = self.pid()
         if pid is None:
             return "stopped"
-        return f"running (pid {pid}) on {self.host}:{c['receive_port']}/{c['broadcast_port']}"
+        return f"running (pid {pid}) on {self.host}:{c.receive_port}/{c.broadcast_port}"

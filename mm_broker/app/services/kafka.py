@@ -74,22 +74,22 @@ class Kafka:
 
     @property
     def port(self) -> int:
-        return int(self.settings.get("kafka.port"))
+        return self.settings.kafka.port
 
     def properties(self) -> str:
         """server.properties of the combined broker/controller node."""
-        k = self.settings.tree["kafka"]
+        k = self.settings.kafka
         return "\n".join([
             "process.roles=broker,controller",
             "node.id=1",
-            f"controller.quorum.voters=1@127.0.0.1:{k['controller_port']}",
-            f"listeners=PLAINTEXT://127.0.0.1:{k['port']},CONTROLLER://127.0.0.1:{k['controller_port']}",
-            f"advertised.listeners=PLAINTEXT://127.0.0.1:{k['port']}",
+            f"controller.quorum.voters=1@127.0.0.1:{k.controller_port}",
+            f"listeners=PLAINTEXT://127.0.0.1:{k.port},CONTROLLER://127.0.0.1:{k.controller_port}",
+            f"advertised.listeners=PLAINTEXT://127.0.0.1:{k.port}",
             "controller.listener.names=CONTROLLER",
             "inter.broker.listener.name=PLAINTEXT",
             "listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
             f"log.dirs={self.dir / 'data'}",
-            f"num.partitions={k['partitions']}",
+            f"num.partitions={k.partitions}",
             "offsets.topic.replication.factor=1",
             "offsets.topic.num.partitions=4",
             "transaction.state.log.replication.factor=1",
@@ -104,7 +104,7 @@ class Kafka:
         ])
 
     def _classpath(self) -> str:
-        folder = jars.kafka_jars(self.settings.cache_dir, str(self.settings.get("kafka.version")))
+        folder = jars.kafka_jars(self.settings.cache_dir, self.settings.kafka.version)
         return f"{folder}/*"
 
     def _format(self, cp: str, props: Path) -> None:
@@ -136,7 +136,7 @@ class Kafka:
             log4j = self.dir / "log4j2.properties"
             log4j.write_text(LOG4J2.format(logfile=self.dir / "server.log"))
             self._format(cp, props)
-            heap = str(self.settings.get("kafka.heap"))
+            heap = self.settings.kafka.heap
             cmd = [_java(), f"-Xmx{heap}", f"-Xms{heap}", "-XX:+UseG1GC",
                    "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
                    f"-Dkafka.logs.dir={self.dir}", "-cp", cp, "kafka.Kafka", str(props)]

@@ -99,21 +99,21 @@ class Postgres:
 
     @property
     def host(self) -> str:
-        return str(self.settings.get("postgres.host"))
+        return self.settings.postgres.host
 
     @property
     def port(self) -> int:
-        return int(self.settings.get("postgres.port"))
+        return self.settings.postgres.port
 
     def managed_externally(self) -> bool:
         """True when [postgres] url points at a server we do not run."""
-        return bool(self.settings.get("postgres.url"))
+        return bool(self.settings.postgres.url)
 
     def _server_user(self) -> pg_layout.ServerUser | None:
         """The account the server runs as (created if missing); ``None``: ourselves."""
         if os.geteuid() != 0:
             return None
-        user = str(self.settings.get("postgres.system_user"))
+        user = self.settings.postgres.system_user
         try:
             return pg_layout.ServerUser.lookup(user)
         except KeyError:
@@ -187,7 +187,7 @@ class Postgres:
         if self.managed_externally():
             return f"external PostgreSQL ({self.settings.redacted()['postgres']['url']})"
         bindir = ensure_binaries()
-        user = str(self.settings.get("postgres.user"))
+        user = self.settings.postgres.user
         self.settings.state_dir.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
             pg_layout.sweep_orphans(self.server_home)
@@ -211,10 +211,10 @@ class Postgres:
         wait_for(lambda: port_open(self.host, self.port), 30, "PostgreSQL",
                  log_file=layout.logfile)
         self._create_database(bindir, user)
-        return f"postgresql://{user}@{self.host}:{self.port}/{self.settings.get('postgres.database')}"
+        return f"postgresql://{user}@{self.host}:{self.port}/{self.settings.postgres.database}"
 
     def _create_database(self, bindir: Path, user: str) -> None:
-        db = str(self.settings.get("postgres.database"))
+        db = self.settings.postgres.database
         psql = [str(bindir / "psql"), "-h", self.host, "-p", str(self.port), "-U", user,
                 "-d", "postgres", "-tAc"]
         out = subprocess.run(psql + ["SELECT datname FROM pg_database"], capture_output=True,
