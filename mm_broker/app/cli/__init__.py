@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("mm_broker.app.cli.run", "the streaming service: alerts in, counterparts out"),
     "bench": ("mm_broker.app.cli.bench", "run one benchmark and print its figures as JSON"),
     "demo": ("mm_broker.app.cli.demo", "run the demo on the bundled real data"),
+    "serve": ("mm_broker.app.cli.serve", "the portal and REST API"),
 }
 
 
