@@ -81,8 +81,10 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
         .config("spark.sql.execution.arrow.maxRecordsPerBatch", str(sp.arrow_batch))
         .config("spark.sql.streaming.forceDeleteTempCheckpointLocation", "true")
         .config("spark.sql.warehouse.dir", str(settings.state_dir / "spark-warehouse"))
+        .config("spark.ui.showConsoleProgress", "false")
         .config("spark.driver.extraJavaOptions",
-                f"-Dderby.system.home={settings.state_dir / 'derby'}")
+                f"-Dderby.system.home={settings.state_dir / 'derby'} "
+                f"-Dlog4j2.configurationFile={_LOG4J}")
     )
     if local:
         # On a cluster the executors must reach the driver: Spark chooses its address.
@@ -91,6 +93,10 @@ def session(settings: Settings, app_name: str = "mm_broker") -> SparkSession:
     spark = builder.getOrCreate()
     spark.sparkContext.setLogLevel("WARN")
     return spark
+
+
+#: Log4j 2 configuration of the driver (warnings only, known noise silenced).
+_LOG4J = Path(__file__).with_name("log4j2.properties")
 
 
 def _python() -> str:
