@@ -44,14 +44,12 @@ from urllib.parse import urlparse
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from mm_broker.core.errors import CompactionError
+
 log = logging.getLogger("fink_core.compact")
 
 _BATCH = re.compile(r"^batch-(\d+)-\d+\.parquet$")
 _COMPACT = re.compile(r"^compact-[0-9a-f]{16}\.parquet$")
-
-
-class CompactionError(RuntimeError):
-    """The archive cannot be compacted safely (the message says why)."""
 
 
 @dataclass

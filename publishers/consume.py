@@ -36,6 +36,7 @@ from typing import Any, TextIO
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from mm_broker.core import config as configmod
+from mm_broker.core.errors import ConsumeError, TopicNotFound
 from mm_broker.core.kafka import client_config as kafka_client_config
 from publishers import schema as sch
 
@@ -49,14 +50,6 @@ TABLE_COLUMNS: dict[str, list[tuple[str, int]]] = {
     "retraction": [("event_id", 22), ("notice_version", 14), ("region_version", 14),
                    ("retracted_at", 27), ("withdrawn", 9), ("reason", 30)],
 }
-
-
-class ConsumeError(RuntimeError):
-    """The topic cannot be read or a message cannot be decoded."""
-
-
-class TopicNotFound(ConsumeError):
-    """The topic does not exist (nothing was ever published to it)."""
 
 
 @dataclass(frozen=True)

@@ -38,17 +38,14 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from mm_broker.core.config import Settings
+from mm_broker.core.errors import PublishError
 from publishers import records as rec
 from publishers import schema as sch
 from publishers.config import PublishConfig
 
 log = logging.getLogger("mm_broker.publish")
 
-MESSENGERS = ("GW", "GRB", "NU", "X")
-
-
-class PublishError(RuntimeError):
-    """The producer cannot go on (fatal Kafka error, topics cannot be created)."""
+MESSENGERS = ("GW", "GRB", "NU", "X", "FRB")
 
 
 @dataclass(frozen=True)

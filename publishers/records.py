@@ -24,7 +24,7 @@ Examples
 >>> validate({"event_id": "X"}, s)
 Traceback (most recent call last):
 ...
-publishers.records.InvalidRecord: messenger: missing required field
+mm_broker.core.errors.InvalidRecord: messenger: missing required field
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any, NamedTuple
 
+from mm_broker.core.errors import InvalidRecord
 from publishers.schema import Schema, by_name, load, versions
 
 #: Allowed closed ranges ``(low, high)`` of numeric fields (``None``: unbounded);
@@ -68,23 +69,6 @@ TIMES = frozenset({"trigger_time", "alert_time", "retracted_at"})
 
 #: Fields that make up Kafka keys (``|`` separates them, so it may not occur).
 KEY_PARTS = frozenset({"event_id", "alert_id"})
-
-
-class InvalidRecord(ValueError):
-    """A record that may not be published, with the field at fault.
-
-    Attributes
-    ----------
-    field : str
-        Name of the offending field.
-    reason : str
-        What is wrong with it.
-    """
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 class Refusal(NamedTuple):
@@ -261,7 +245,7 @@ def validate(record: Mapping[str, Any], schema: Schema) -> dict[str, Any]:
     >>> validate(r, schema.load("counterpart", 1))
     Traceback (most recent call last):
     ...
-    publishers.records.InvalidRecord: mission: missing required field
+    mm_broker.core.errors.InvalidRecord: mission: missing required field
     """
     if not isinstance(record, Mapping):
         raise InvalidRecord("record", f"is a {type(record).__name__}, not a mapping")

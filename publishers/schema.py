@@ -32,6 +32,9 @@ from typing import Any
 
 import fastavro
 
+from mm_broker.core.errors import IncompatibleSchema
+from mm_broker.core.errors import UnknownRecordSchema as UnknownSchema
+
 #: Kafka header naming the writer schema of a message.
 HEADER = "schema"
 
@@ -41,18 +44,6 @@ KINDS = ("counterpart", "retraction")
 _FILE_RE = re.compile(r"^(?P<kind>[a-z]+)-v(?P<version>[1-9][0-9]*)\.avsc$")
 _NAME_RE = re.compile(r"^mm_broker\.(?P<kind>[a-z]+)/(?P<version>[1-9][0-9]*)$")
 _PRIMITIVES = {"null", "boolean", "int", "long", "float", "double", "bytes", "string"}
-
-
-class UnknownSchema(LookupError):
-    """A schema name or file that is not one of ``publishers/schemas/``."""
-
-
-class IncompatibleSchema(ValueError):
-    """A new schema version breaks the evolution rule (see :attr:`problems`)."""
-
-    def __init__(self, problems: list[str]) -> None:
-        super().__init__("incompatible schema change:\n  " + "\n  ".join(problems))
-        self.problems = problems
 
 
 @dataclass(frozen=True, eq=False)
@@ -344,7 +335,7 @@ def check_backward_compatible(old: Mapping[str, Any], new: Mapping[str, Any]) ->
     >>> check_backward_compatible(v1, bad)
     Traceback (most recent call last):
     ...
-    publishers.schema.IncompatibleSchema: incompatible schema change:
+    mm_broker.core.errors.IncompatibleSchema: incompatible schema change:
       ra: field removed (or renamed)
     """
     problems = compatibility_problems(old, new)

@@ -10,7 +10,7 @@ Examples
 >>> check(b"<not a voevent/>")
 Traceback (most recent call last):
 ...
-publishers.voevent_check.InvalidVOEvent: not a VOEvent 2.0 document: ...
+mm_broker.core.errors.InvalidVOEvent: not a VOEvent 2.0 document: ...
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ import re
 
 from lxml import etree
 
+from mm_broker.core.errors import InvalidVOEvent
 from publishers.voeventparse_compat import vp
 
 #: Largest VOEvent Comet accepts over VTP (Twisted's Int32StringReceiver.MAX_LENGTH).
@@ -28,13 +29,6 @@ MAX_BYTES = 99_999
 _IVORN_RE = re.compile(r"^ivo://[A-Za-z0-9][\w\-.~*'()]{2,}(/[\w\-.~*'()/]*)?"
                        r"#[\w\-.~*'()+=/%!$&,;:@?]+$")
 _SAFE = "-._~!$&'()*+,;=:@"  # kept as is in the local ID; '/' and the rest are %-encoded
-
-
-class InvalidVOEvent(ValueError):
-    """A VOEvent that may not be sent: not valid VOEvent 2.0, bad IVORN, too large, or
-    built from unusable records."""
-
-
 
 
 def check(xml: bytes) -> str:

@@ -30,6 +30,7 @@ from typing import Literal
 from lxml import etree
 
 from mm_broker.core.config import Settings
+from mm_broker.core.errors import VTPError
 from publishers.config import PublishConfig
 from publishers.voevent import write_voevents
 from publishers.voevent_build import VOEventDoc
@@ -41,10 +42,6 @@ log = logging.getLogger("mm_broker.vtp")
 MAX_REPLY_BYTES = 1 << 20
 
 Status = Literal["ack", "nak", "refused", "invalid", "error"]
-
-
-class VTPError(RuntimeError):
-    """The broker could not be reached, timed out or answered something unreadable."""
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,9 @@ becomes a 90 % region.
 
 A parser fills :class:`mm_broker.core.models.Circle` with the radius *as published*, its
 ``containment`` *as the mission defines it* and a ``convention`` name from
-:data:`CONVENTIONS`. This module turns that into the width of the error model
-(:mod:`skymaps.fisher`) and the radius holding the requested credible level, and
-says in words what was done (``Region.convention``).
+:data:`CONVENTIONS`. :func:`skymaps.circle_model.circle_model` turns that into the
+circle's radial law (:mod:`skymaps.radial`) and the radius holding the requested
+credible level, and says in words what was done (``Region.convention``).
 
 Rules
 -----
@@ -49,10 +49,42 @@ weights renormalised to 52:47. (gwcelery still uses Table 3 row 2 of Connaughton
 al., f = 0.900, 3.71 deg, 14.3 deg, for final positions: about 1.7 times larger 90 %
 radii for bright bursts.)
 
-The mixture's 90 % radius is solved exactly. ``Region.sigma_deg`` is then the width
-of the single Fisher distribution with the same radius at the region's credible
-level: the region boundary is the mixture's, and levels inside keep the mixture's
-ranking (both decrease with distance) but are the single-Fisher values.
+The mixture is the circle's law (:class:`skymaps.radial.FisherMixture`): its radius
+at the credible level (the region's boundary), and every level and density reported
+inside, are the mixture's own cumulative distribution and density, exact on the
+sphere. ``Region.sigma_deg`` is only a summary (the single Fisher width with the same
+radius); ``Region.radial_model`` carries the mixture.
+
+How this differs from gwcelery's reading of the same model
+(``create_external_skymap`` / ``_fisher`` in ``gwcelery/tasks/external_skymaps.py``):
+gwcelery takes the notice's radius as the 68 % statistical radius, ``kappa = 1 /
+(0.4356 (R_stat**2 + R_sys**2))``; we convert the 1-sigma (68.27 %) radius with the
+Gaussian factor, ``sigma_stat = r / 1.515 = 0.660 r``, the same width to 0.1 %. The
+differences are (i) final positions (RoboBA parameters above, not Table 3 row 2);
+(ii) gwcelery raises every error to at least 0.08 deg and samples the mixture on an
+adaptive HEALPix grid (``bayestar_adaptive_grid``, 8 rounds), where we evaluate the
+mixture analytically at the alert's position.
+
+IceCube
+-------
+IceCube track notices publish a 90 % and a 50 % radius, statistical only
+(``src_error_90``, ``src_error_50``). Their ratio on real notices is 0.36-0.39, far
+from a Gaussian's 0.549 (:data:`skymaps.radial.GAUSSIAN_R50_PER_R90`): a Fisher law
+through the 90 % radius puts the published 50 % radius at a level of about 0.26. The
+law is instead the two-parameter King profile fitted exactly to both radii
+(:func:`skymaps.radial.king_from_radii`); a pair at the Gaussian ratio (cascades,
+whose radii are Gaussian) gives the Fisher law. Where a notice gives only the 90 %
+radius (GCN JSON), the profile takes :data:`ICECUBE_TYPICAL_R50_PER_R90`.
+
+Statistical-only IceCube errors (``icecube_track``, ``icecube_90``) get a systematic
+radius of :data:`ICECUBE_SYSTEMATIC_R90_DEG` at 90 % (our choice, not IceCube's
+statement: an upper bound on the absolute pointing offset IceCube measured with the
+Moon's cosmic-ray shadow, Aartsen et al. 2014, PRD 89, 102004), added in quadrature to
+each published radius at its containment, scaled as a Gaussian:
+``r_c -> hypot(r_c, 0.2 deg * k(c) / k(0.9))``. A ``systematic_deg`` given by the
+notice replaces it. Asymmetric ``+a -b`` errors are boxes covered as the rectangles
+follow-up programmes observe (Stein et al. 2023, MNRAS 521, 5046), each offset with
+the same systematic in quadrature (``box_shape = "rectangle"``).
 """
 
 from __future__ import annotations
@@ -61,36 +93,35 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
-from mm_broker.core.errors import BadCoordinates, NoticeError
-from mm_broker.core.models import Circle
-from skymaps import fisher
-from skymaps.coords import validate_containment, validate_radius
+from mm_broker.core.errors import ConventionError
 
 __all__ = [
     "CONVENTIONS",
     "GBM_SIGMA_PER_R68",
+    "ICECUBE_SYSTEMATIC_R90_DEG",
+    "ICECUBE_TYPICAL_R50_PER_R90",
     "MAX_RADIUS_DEG",
     "RECTANGLE_SUFFIX",
-    "CircleModel",
     "Convention",
     "ConventionError",
     "SystematicMixture",
-    "circle_model",
     "get_convention",
 ]
 
 #: Fisher width per 68 % radius used by Connaughton et al. (2015): sqrt(0.4356).
 GBM_SIGMA_PER_R68 = 0.66
 
+#: Systematic radius (90 %, degrees) added to IceCube's statistical-only errors.
+ICECUBE_SYSTEMATIC_R90_DEG = 0.2
+
+#: ``r50 / r90`` of IceCube track notices that give only the 90 % radius: the middle
+#: of the real notices' 0.36-0.39 (``src_error_50 / src_error_90`` of the Gold and
+#: Bronze VOEvents under ``../shared/data/notices``).
+ICECUBE_TYPICAL_R50_PER_R90 = 0.375
+
 #: Largest credible-region radius we build (degrees). Beyond it a "localisation"
 #: covers most of the sky; mocpy's cone coverage is also unreliable above ~160 deg.
 MAX_RADIUS_DEG = 150.0
-
-
-class ConventionError(NoticeError):
-    """A localisation names an unknown convention or one that does not apply to it."""
-
-    reason = "convention"
 
 
 @dataclass(frozen=True)
@@ -125,8 +156,14 @@ class Convention:
         Systematic model applied on top of the published (statistical) radius.
     box_shape : str
         What a :class:`~mm_broker.core.models.Box` under this convention is:
-        ``"contour"`` (the offsets are the extents of the credible contour, as
-        IceCube's) or ``"rectangle"`` (the RA/Dec rectangle itself is the region).
+        ``"contour"`` (the offsets are the extents of the credible contour) or
+        ``"rectangle"`` (the RA/Dec rectangle itself is the region: IceCube's, as
+        follow-up programmes cover them, and ``<name>_rectangle_bbox``).
+    systematic_r90_deg : float or None
+        Systematic radius at 90 % added to statistical-only errors (IceCube).
+    typical_r50_per_r90 : float or None
+        Ratio of the 50 % to the 90 % radius to use when a notice gives only one
+        radius, for missions whose radial profile is not Gaussian (IceCube).
     """
 
     name: str
@@ -136,6 +173,8 @@ class Convention:
     source: str
     systematic: SystematicMixture | None = None
     box_shape: str = "contour"
+    systematic_r90_deg: float | None = None
+    typical_r50_per_r90: float | None = None
 
 
 _GBM_FLIGHT = SystematicMixture(
@@ -209,17 +248,27 @@ CONVENTIONS: dict[str, Convention] = _table(
         "90 % radius, statistical only",
         "AMON/IceCube VOEvent parameter src_error_90 ('statistical only, 90% "
         "containment'); GCN unified schema containment_probability",
+        box_shape="rectangle", systematic_r90_deg=ICECUBE_SYSTEMATIC_R90_DEG,
+        typical_r50_per_r90=ICECUBE_TYPICAL_R50_PER_R90,
     ),
     Convention(
         "icecube_cascade", "IceCube cascade alert", 0.9,
         "90 % radius, statistical and systematic combined",
         "AMON/IceCube cascade VOEvent parameter src_error_90 ('combined statistical "
         "and the systematic (90% containment)')",
+        box_shape="rectangle",
     ),
     Convention(
         "icecube_90", "IceCube alert (GCN JSON)", 0.9,
         "90 % errors (notice's containment_probability), statistical only",
         _UNIFIED_SOURCE + "; https://gcn.nasa.gov/missions/icecube",
+        box_shape="rectangle", systematic_r90_deg=ICECUBE_SYSTEMATIC_R90_DEG,
+        typical_r50_per_r90=ICECUBE_TYPICAL_R50_PER_R90,
+    ),
+    Convention(
+        "amon_nu_em", "AMON neutrino-electromagnetic coincidence (NU_EM_COINC)", None,
+        "radius at the containment the notice states (src_error_90, src_error_50)",
+        "AMON NU_EM_COINC VOEvents, https://gcn.gsfc.nasa.gov/amon_nu_em_coinc.html",
     ),
     Convention(
         "einstein_probe_wxt", "Einstein Probe WXT", 0.9,
@@ -282,149 +331,3 @@ def get_convention(name: str) -> Convention:
         f"unknown error convention {name!r} (known: {known}; "
         f"and <known>{RECTANGLE_SUFFIX})"
     )
-
-
-@dataclass(frozen=True)
-class CircleModel:
-    """The error model of a circle: Fisher width, radii and how they were obtained.
-
-    Attributes
-    ----------
-    sigma_deg : float
-        Fisher width giving levels and densities (see :mod:`skymaps.fisher`).
-    radius_deg : float
-        Radius of the region at the requested credible level.
-    radius90_deg : float
-        Radius holding 90 % of the model's probability.
-    description : str
-        What was done, in words (goes to ``Region.convention``).
-    """
-
-    sigma_deg: float
-    radius_deg: float
-    radius90_deg: float
-    description: str
-
-
-def _pct(c: float) -> str:
-    return f"{100.0 * c:.4g} %"
-
-
-def _check_region_radius(radius: float, what: str) -> None:
-    if radius > MAX_RADIUS_DEG:
-        raise BadCoordinates(
-            f"{what} radius {radius:.1f} deg exceeds {MAX_RADIUS_DEG:.0f} deg: "
-            "not a usable localisation"
-        )
-
-
-def circle_model(circle: Circle, credible_level: float = 0.9) -> CircleModel:
-    """Convert a published circle to its error model under the circle's convention.
-
-    Parameters
-    ----------
-    circle : Circle
-        Position, radius and containment as published (validated here).
-    credible_level : float
-        Probability content of the region to build.
-
-    Returns
-    -------
-    CircleModel
-
-    Raises
-    ------
-    BadCoordinates
-        Impossible radius or containment, or a region larger than
-        :data:`MAX_RADIUS_DEG`.
-    ConventionError
-        Unknown convention, or a systematic radius given for a mission whose
-        systematic is modelled here.
-
-    Examples
-    --------
-    A Swift XRT radius is already a 90 % radius:
-
-    >>> m = circle_model(Circle(10.0, 20.0, 3.5 / 3600, 0.9, convention="swift_xrt"))
-    >>> round(m.radius90_deg * 3600, 6)
-    3.5
-
-    A generic 50 % radius of 1 deg scales by ``sqrt(ln 10 / ln 2)``:
-
-    >>> round(circle_model(Circle(0.0, 0.0, 1.0, 0.5)).radius90_deg, 4)
-    1.8227
-
-    A Fermi GBM ground position of 3.97 deg (1 sigma, statistical) with the
-    Connaughton et al. core and tail:
-
-    >>> m = circle_model(Circle(85.32, 6.21, 3.97, 0.6827, convention="fermi_gbm_ground"))
-    >>> round(m.radius90_deg, 2)
-    11.38
-    """
-    conv = get_convention(circle.convention)
-    radius = validate_radius(circle.radius_deg, what="error radius")
-    containment = validate_containment(circle.containment)
-    credible_level = validate_containment(credible_level, what="credible level")
-    words = [f"{conv.label}: published radius {radius:.6g} deg at {_pct(containment)}"]
-    if conv.documented_containment is not None and not math.isclose(
-        containment, conv.documented_containment, abs_tol=5e-3
-    ):
-        words.append(
-            f"(the notice's containment; the mission documents "
-            f"{_pct(conv.documented_containment)})"
-        )
-    words.append(f"[{conv.meaning}; {conv.source}]")
-
-    if circle.systematic_deg is not None:
-        if conv.systematic is not None:
-            raise ConventionError(
-                f"convention {conv.name!r} applies its own systematic model; "
-                "systematic_deg must be None"
-            )
-        sys_r = float(circle.systematic_deg)
-        if not (math.isfinite(sys_r) and 0.0 <= sys_r < 180.0):
-            raise BadCoordinates(f"systematic radius {sys_r!r} deg must be in [0, 180)")
-        radius = validate_radius(math.hypot(radius, sys_r), what="total error radius")
-        words.append(f"plus a {sys_r:.6g} deg systematic in quadrature: {radius:.6g} deg")
-
-    if conv.systematic is None:
-        try:
-            sigma = fisher.sigma_for_radius(radius, containment)
-        except ValueError as exc:
-            raise BadCoordinates(str(exc)) from exc
-        r_cl = fisher.radius_for_level(sigma, credible_level)
-        r90 = fisher.radius_for_level(sigma, 0.9)
-        _check_region_radius(r_cl, _pct(credible_level))
-        words.append(
-            f"Fisher (spherical Gaussian) model, sigma {sigma:.6g} deg; "
-            f"{_pct(credible_level)} radius {r_cl:.6g} deg"
-        )
-        return CircleModel(sigma, r_cl, r90, "; ".join(words))
-
-    mix = conv.systematic
-    # Published statistical radius to a Gaussian width, then the 68 % systematic radii
-    # with Connaughton et al.'s factor 0.66, combined in quadrature per component.
-    sigma_stat = radius / fisher.gaussian_k(containment)
-    sigmas = [
-        math.hypot(sigma_stat, GBM_SIGMA_PER_R68 * mix.core_deg),
-        math.hypot(sigma_stat, GBM_SIGMA_PER_R68 * mix.tail_deg),
-    ]
-    weights = [mix.core_weight, 1.0 - mix.core_weight]
-    try:
-        r_cl = fisher.mixture_radius(sigmas, weights, credible_level)
-        r90 = fisher.mixture_radius(sigmas, weights, 0.9)
-    except (OverflowError, ZeroDivisionError, ValueError) as exc:
-        raise BadCoordinates(
-            f"GBM error model has no solution for radius {radius!r} deg at containment "
-            f"{containment!r}: {exc}") from exc
-    _check_region_radius(r_cl, _pct(credible_level))
-    sigma_eff = fisher.sigma_for_radius(r_cl, credible_level)
-    words.append(
-        f"systematic model {mix.source}: core {mix.core_deg} deg weight "
-        f"{mix.core_weight:.3f}, tail {mix.tail_deg} deg (68 % radii), combined in "
-        f"quadrature with sigma_stat {sigma_stat:.6g} deg (sigma = 0.66 R68); mixture of "
-        f"Fisher laws with sigma {sigmas[0]:.6g} and {sigmas[1]:.6g} deg; "
-        f"{_pct(credible_level)} radius {r_cl:.6g} deg; levels from the single Fisher law "
-        f"with the same {_pct(credible_level)} radius, sigma {sigma_eff:.6g} deg"
-    )
-    return CircleModel(sigma_eff, r_cl, r90, "; ".join(words))

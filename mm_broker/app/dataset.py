@@ -15,12 +15,10 @@ import json
 import re
 from pathlib import Path
 
+from mm_broker.core.errors import DatasetError
+
 _POINTER = re.compile(r"\(removed by data helper: decoded bytes are (?P<path>\S+), "
                       r"md5 (?P<md5>[0-9a-f]{32})\)")
-
-
-class DatasetError(ValueError):
-    """A pointer in the data set does not resolve to the file it names."""
 
 
 def restore_embedded_skymap(payload: bytes, data_dir: Path) -> bytes:

@@ -33,15 +33,12 @@ from sqlalchemy import Engine
 from coincidence.association import Association
 from mm_broker.app import outbox
 from mm_broker.app.records import counterpart_record
+from mm_broker.core.errors import DeliveryError
 from publishers.consume import TopicNotFound, read
 from publishers.publish import PublicationReport, Publisher
 from publishers.records import counterpart_key, retraction_key
 
 log = logging.getLogger(__name__)
-
-
-class DeliveryError(RuntimeError):
-    """Kafka did not confirm every record of a publication (retried later)."""
 
 
 @dataclass(frozen=True)

@@ -11,13 +11,10 @@ from listeners.parsers import parse
 from mm_broker.core.config import Settings
 from mm_broker.core.db.migrate import engine_for
 from mm_broker.core.db.schema import associations, events, notices, raw_journal, regions
+from mm_broker.core.errors import PlotError
 from mm_broker.core.models import SkyMap
 from mm_broker.core.repository import load_region
 from publishers.plot import plot_event, region_info
-
-
-class PlotError(LookupError):
-    """The event is unknown or has no active region."""
 
 
 def plot(settings: Settings, event_id: str, out: Path) -> int:

@@ -164,3 +164,105 @@ class StoreUnavailable(RuntimeError):
 
 class ServiceError(RuntimeError):
     """A local service (``mm-broker services``) could not be started, reached or stopped."""
+
+
+# --------------------------------------------------------------------------- #
+# Geometry (skymaps)
+# --------------------------------------------------------------------------- #
+
+
+class ConventionError(NoticeError):
+    """A localisation names an unknown convention or one that does not apply to it."""
+
+    reason = "convention"
+
+
+# --------------------------------------------------------------------------- #
+# Alert archive (fink_core)
+# --------------------------------------------------------------------------- #
+
+
+class CompactionError(RuntimeError):
+    """The archive cannot be compacted safely (the message says why)."""
+
+
+# --------------------------------------------------------------------------- #
+# Publishing (publishers, the counterpart flow)
+# --------------------------------------------------------------------------- #
+
+
+class DeliveryError(RuntimeError):
+    """Kafka did not confirm every record of a publication (retried later)."""
+
+
+class InvalidRecord(ValueError):
+    """A record that may not be published, with the field at fault.
+
+    Attributes
+    ----------
+    field : str
+        Name of the offending field.
+    reason : str
+        What is wrong with it.
+    """
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class VTPError(RuntimeError):
+    """The broker could not be reached, timed out or answered something unreadable."""
+
+
+class PublishError(RuntimeError):
+    """The producer cannot go on (fatal Kafka error, topics cannot be created)."""
+
+
+class UnknownRecordSchema(LookupError):
+    """A record schema name or file that is not one of ``publishers/schemas/``
+    (``publishers.schema.UnknownSchema``)."""
+
+
+class IncompatibleSchema(ValueError):
+    """A new schema version breaks the evolution rule (see :attr:`problems`)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("incompatible schema change:\n  " + "\n  ".join(problems))
+        self.problems = problems
+
+
+class InvalidVOEvent(ValueError):
+    """A VOEvent that may not be sent: not valid VOEvent 2.0, bad IVORN, too large, or
+    built from unusable records."""
+
+
+class ConsumeError(RuntimeError):
+    """The topic cannot be read or a message cannot be decoded."""
+
+
+class TopicNotFound(ConsumeError):
+    """The topic does not exist (nothing was ever published to it)."""
+
+
+# --------------------------------------------------------------------------- #
+# Services and set-up
+# --------------------------------------------------------------------------- #
+
+
+class JarFetchError(RuntimeError):
+    """Maven could not resolve or download the requested artifacts."""
+
+
+# --------------------------------------------------------------------------- #
+# Application commands
+# --------------------------------------------------------------------------- #
+
+
+class DatasetError(ValueError):
+    """A pointer in the data set does not resolve to the file it names."""
+
+
+class PlotError(LookupError):
+    """The event is unknown or has no active region."""

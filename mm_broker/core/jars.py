@@ -15,11 +15,9 @@ import time
 from importlib import resources
 from pathlib import Path
 
+from mm_broker.core.errors import JarFetchError
+
 log = logging.getLogger(__name__)
-
-
-class JarFetchError(RuntimeError):
-    """Maven could not resolve or download the requested artifacts."""
 
 
 def fetch(cache_dir: Path, name: str, pom: str, properties: dict[str, str]) -> Path:

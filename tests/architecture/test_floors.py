@@ -117,3 +117,27 @@ def test_settings_are_read_typed() -> None:
              for i, line in enumerate(path.read_text("utf-8").splitlines(), 1)
              if raw.search(line)]
     assert found == [], "untyped settings reads:\n" + "\n".join(found)
+
+
+def test_every_error_class_lives_in_the_ground_floor() -> None:
+    """Public exception classes are defined in ``mm_broker/core/errors.py`` only (other
+    modules import them), so a caller catches by one name, from one place. (A
+    ``BaseException`` subclass is a control signal, such as the fuzzer's per-case
+    timeout, not an error: it is left where it is used.)"""
+    import ast
+
+    bases = ("Error", "Exception", "Warning", "Invalid", "NotFound", "Unknown",
+             "Incompatible", "Rejected", "Unavailable")
+    found = []
+    for name, path in modules().items():
+        if name == "mm_broker.core.errors":
+            continue
+        for node in ast.parse(path.read_text("utf-8")).body:
+            if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
+                names = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")
+                         for b in node.bases]
+                if "BaseException" not in names and any(n.endswith(bases) or n in ("ValueError", "RuntimeError",
+                                                   "LookupError", "KeyError", "OSError")
+                       for n in names):
+                    found.append(f"{name}.{node.name}")
+    assert found == [], "error classes outside mm_broker/core/errors.py: " + ", ".join(found)
