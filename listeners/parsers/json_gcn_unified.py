@@ -37,11 +37,13 @@ Rules common to all unified notices
     ``<MISSION KEY>_<ALERT TYPE>``, e.g. ``SWIFT_BAT_GUANO_UPDATE``.
 localisation, in order of preference
     retraction -> ``None``; ``healpix_file`` -> :class:`SkyMap` with the decoded
-    bytes; ``ra``/``dec`` with ``ra_dec_error`` -> :class:`Circle` (a number or a
+    bytes (nothing to fetch); ``ra``/``dec`` with ``ra_dec_error`` -> :class:`Circle` (a number or a
     one-element array) or :class:`Ellipse` (``[a, b]`` or ``[a, b, PA]``);
     ``ra``/``dec`` with ``rectangular_error_corners`` -> :class:`Box` bounding the
     rectangle; ``healpix_url`` alone -> :class:`SkyMap` with ``data=None``; else
-    :class:`NoPosition`. ``healpix_url`` is always kept in ``extra``.
+    :class:`NoPosition`. ``healpix_url`` is always kept in ``extra``; when the map
+    is not embedded it is also :attr:`Notice.skymap_url`, which ingest fetches (the
+    team's map then wins over the circle).
 containment
     ``containment_probability``, default 0.9 (schema default).
 systematic
@@ -90,6 +92,7 @@ from mm_broker.core.models import (
     Messenger,
     Notice,
     Role,
+    SkyMap,
 )
 
 # --------------------------------------------------------------------------- #
@@ -326,6 +329,10 @@ def assemble(
     if not retraction:
         loc = localisation(doc, spec) if locate is None else locate()
     instrument = ident(doc["instrument"], "instrument") if has(doc, "instrument") else None
+    # The team's map, linked but not embedded: ingest fetches it and it wins over a
+    # circle (Notice.skymap_url). An embedded map needs nothing fetched.
+    url = opt_str(doc, "healpix_url")
+    linked = url if url and not (isinstance(loc, SkyMap) and loc.data is not None) else None
     kept = {k: v for k, v in doc.items() if k not in CONSUMED_KEYS}
     kept.update(notes)
     if extra:
@@ -344,6 +351,7 @@ def assemble(
         localisation=loc,
         significance=sig,
         extra=kept,
+        skymap_url=None if retraction else linked,
     )
 
 

@@ -4,7 +4,11 @@ Dispatch in :func:`parse_json`:
 
 1. by Kafka **topic** when the transport knows it (:data:`TOPIC_PARSERS`);
 2. else by the GCN **``$schema``** URL of the message, version stripped
-   (:data:`SCHEMA_PARSERS`) — files replayed from disk have no topic;
+   (:data:`SCHEMA_PARSERS`) — files replayed from disk have no topic; a
+   ``gcn/notices/...`` schema in no table (a mission GCN added since) is read by the
+   table's fallback, :data:`GENERIC_PARSER` (the core-schema rules of
+   :mod:`~listeners.parsers.json_gcn_generic`), unless it is a known non-trigger or
+   a core schema component (``gcn/notices/core/...``), refused with its reason;
 3. else by **shape**: ``superevent_id`` + ``alert_type`` is an ``igwn.gwalert``
    message (LVK sends no ``$schema``);
 4. else :class:`~mm_broker.core.errors.UnsupportedNoticeType`, naming the topic,
@@ -37,6 +41,7 @@ from collections.abc import Callable
 
 from listeners.parsers import (
     json_einstein_probe,
+    json_gcn_generic,
     json_gcn_unified,
     json_icecube,
     json_km3net,
@@ -103,6 +108,12 @@ NOT_TRIGGERS: dict[str, str] = {
 #: Schema paths under this prefix are building blocks of the unified schema.
 CORE_SCHEMA_PREFIX = "gcn/notices/core/"
 
+#: The fallback of :data:`SCHEMA_PARSERS` for any other schema under this prefix.
+GENERIC_PREFIX = json_gcn_generic.NOTICES_PREFIX
+
+#: Parser of a ``gcn/notices/`` schema that no table names (mission parsers win).
+GENERIC_PARSER: Parser = json_gcn_generic.from_doc
+
 #: Number of top-level keys named in an "unrecognised shape" message.
 _KEYS_SHOWN = 8
 
@@ -127,6 +138,28 @@ def parser_for_topic(topic: str) -> Parser:
         return TOPIC_PARSERS[topic]
     except KeyError:
         raise _refuse("topic", topic) from None
+
+
+def schema_parser(path: str) -> Parser:
+    """The parser of a ``$schema`` path: its table entry, else the generic core-schema
+    parser for ``gcn/notices/`` schemas that are neither non-triggers nor core parts.
+
+    Raises
+    ------
+    UnsupportedNoticeType
+        A non-trigger, a core schema component, or a schema outside ``gcn/notices/``.
+
+    Examples
+    --------
+    >>> schema_parser("gcn/notices/chime/frb.schema.json") is GENERIC_PARSER
+    True
+    """
+    if path in SCHEMA_PARSERS:
+        return SCHEMA_PARSERS[path]
+    if path in NOT_TRIGGERS or path.startswith(CORE_SCHEMA_PREFIX) or \
+            not path.startswith(GENERIC_PREFIX):
+        raise _refuse("$schema", path)
+    return GENERIC_PARSER
 
 
 def parse_json(payload: bytes, topic: str | None = None) -> Notice:
@@ -158,10 +191,7 @@ def parse_json(payload: bytes, topic: str | None = None) -> Notice:
     # the message's own $schema or shape decides.
     path = doc_schema_path(doc)
     if path is not None:
-        parser = SCHEMA_PARSERS.get(path)
-        if parser is None:
-            raise _refuse("$schema", path)
-        return parser(doc)
+        return schema_parser(path)(doc)
     if json_lvk.looks_like_gwalert(doc):
         return json_lvk.from_doc(doc)
     keys = sorted(doc)

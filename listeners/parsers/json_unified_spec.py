@@ -34,6 +34,7 @@ JSON_MESSENGER: dict[Messenger, str] = {
     Messenger.GRB: "EM",
     Messenger.X: "EM",
     Messenger.NU: "Neutrino",
+    Messenger.FRB: "EM",
 }
 
 #: Schema default of ``containment_probability`` (core/Localization.schema.json).

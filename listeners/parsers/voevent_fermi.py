@@ -24,6 +24,7 @@ Facts used (tables below):
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from listeners.parsers.voevent import VOEvent, load_voevent
@@ -190,7 +191,8 @@ def from_voevent(event: VOEvent) -> Notice:
     classification = _classification(event)
     if classification is not None:
         significance["classification"] = classification
-    return build_notice(
+    extra = read_fields(event, _EXTRA)
+    notice = build_notice(
         event,
         spec,
         mission=MISSION,
@@ -198,8 +200,39 @@ def from_voevent(event: VOEvent) -> Notice:
         version=gcn_stage_version(event, spec),
         test=bool(event.bool_value("Test_Submission", "Trigger_ID")),
         significance=significance,
-        extra=read_fields(event, _EXTRA),
+        extra=extra,
     )
+    url = official_map_url(spec.notice_type, extra)
+    return notice if url is None else replace(notice, skymap_url=url)
+
+
+def official_map_url(notice_type: str, extra: dict[str, Any]) -> str | None:
+    """The GBM team's HEALPix map of a notice, for ingest to fetch
+    (:attr:`Notice.skymap_url`): ``HealPix_URL`` where given (sub-threshold
+    notices); for a final position (``FERMI_GBM_FIN_POS``), the trigger's
+    ``glg_healpix_all_bn<trigger>.fit``, which the GBM team publishes beside the
+    light curve named by ``LightCurve_URL`` (``.../quicklook/``). ``LocationMap_URL``
+    (``gbm_gnd_loc_map``) is not a HEALPix map and is not used.
+
+    Examples
+    --------
+    >>> official_map_url("FERMI_GBM_FIN_POS", {"lightcurve_url": "http://heasarc.gsfc."
+    ...     "nasa.gov/FTP/fermi/data/gbm/triggers/2018/bn180116026/quicklook/"
+    ...     "glg_lc_medres34_bn180116026.gif"})
+    'http://heasarc.gsfc.nasa.gov/FTP/fermi/data/gbm/triggers/2018/bn180116026/quicklook/glg_healpix_all_bn180116026.fit'
+    >>> official_map_url("FERMI_GBM_FLT_POS", {}) is None
+    True
+    """
+    if extra.get("healpix_url"):
+        return str(extra["healpix_url"])
+    lc = extra.get("lightcurve_url")
+    if notice_type != "FERMI_GBM_FIN_POS" or not lc:
+        return None
+    folder, _, name = str(lc).rpartition("/")
+    trigger = name.rsplit("_", 1)[-1].split(".", 1)[0]
+    if not folder.endswith("/quicklook") or not trigger.startswith("bn"):
+        return None
+    return f"{folder}/glg_healpix_all_{trigger}.fit"
 
 
 def parse_fermi(payload: bytes, *, strict_namespace: bool = False) -> Notice:

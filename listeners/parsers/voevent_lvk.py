@@ -173,7 +173,7 @@ def from_voevent(event: VOEvent) -> Notice:
         extra["skymap_name"] = skymap_name
         localisation = SkyMap(data=None, url=url, convention=SKYMAP_CONVENTION)
 
-    return build_notice(
+    notice = build_notice(
         event,
         spec,
         mission=MISSION,
@@ -185,6 +185,10 @@ def from_voevent(event: VOEvent) -> Notice:
         extra=extra,
         localisation=localisation,
     )
+    # The map is only linked: ingest fetches it (Notice.skymap_url).
+    if localisation is None:
+        return notice
+    return dataclasses.replace(notice, skymap_url=localisation.url)
 
 
 def parse_lvk(payload: bytes, *, strict_namespace: bool = False) -> Notice:

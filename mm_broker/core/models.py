@@ -34,12 +34,14 @@ IPIX_DTYPE = np.int64
 
 
 class Messenger(enum.StrEnum):
-    """Kind of trigger: gravitational wave, gamma-ray burst, neutrino, X-ray."""
+    """Kind of trigger: gravitational wave, gamma-ray burst, neutrino, X-ray, fast
+    radio burst (radio transients announced through GCN: CHIME/FRB, ...)."""
 
     GW = "GW"
     GRB = "GRB"
     NU = "NU"
     X = "X"
+    FRB = "FRB"
 
 
 class Role(enum.StrEnum):
@@ -161,6 +163,13 @@ class Notice:
         ``None`` only for retractions.
     ivorn : str or None
         IVORN of a VOEvent notice (for citations).
+    skymap_url : str or None
+        The mission's official sky map, when the notice links one instead of (or
+        besides) embedding it (LVK VOEvent ``skymap_fits``, GCN JSON ``healpix_url``,
+        Fermi GBM ``HealPix_URL``). Parsers never fetch it: the application floor's
+        ingest does (:mod:`mm_broker.app.skymap_fetch`), and the fetched map then
+        replaces ``localisation`` (the team's map wins over a circle). ``None`` when
+        no map is linked or the map is embedded.
     significance : dict
         Mission significance figures where given (``far_hz``, ``signalness``,
         ``significant``, ``classification``, ...).
@@ -182,6 +191,7 @@ class Notice:
     ivorn: str | None = None
     significance: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
+    skymap_url: str | None = None
 
 
 # --------------------------------------------------------------------------- #

@@ -146,13 +146,22 @@ class ListenSettings:
 
 @dataclass(frozen=True)
 class SkymapSettings:
-    """``[skymaps]``: limits on received sky maps."""
+    """``[skymaps]``: limits on received sky maps, and the fetching of linked ones."""
 
     max_bytes: int
     max_tiles: int
+    fetch: bool
+    fetch_hosts: tuple[str, ...]
+    fetch_http_hosts: tuple[str, ...]
+    fetch_timeout_s: float
+    fetch_attempts: int
+    fetch_backoff_s: float
 
     def __post_init__(self) -> None:
-        _positive("skymaps", max_bytes=self.max_bytes, max_tiles=self.max_tiles)
+        _positive("skymaps", max_bytes=self.max_bytes, max_tiles=self.max_tiles,
+                  fetch_timeout_s=self.fetch_timeout_s, fetch_attempts=self.fetch_attempts)
+        if self.fetch_backoff_s < 0:
+            raise ConfigError("setting skymaps.fetch_backoff_s must not be negative")
 
 
 @dataclass(frozen=True)

@@ -276,13 +276,24 @@ def test_unknown_topic_falls_back_on_content(read_notice: Callable[[str], bytes]
 
 
 def test_unknown_schema() -> None:
+    # A GCN schema outside gcn/notices/ (circulars) has no parser and no fallback.
     payload = json.dumps(
-        {"$schema": "https://gcn.nasa.gov/schema/main/gcn/notices/chime/frb.schema.json"}
+        {"$schema": "https://gcn.nasa.gov/schema/main/gcn/circulars.schema.json"}
     ).encode()
     with pytest.raises(
         UnsupportedNoticeType,
-        match=r"no JSON parser for \$schema 'gcn/notices/chime/frb.schema.json'",
+        match=r"no JSON parser for \$schema 'gcn/circulars.schema.json'",
     ):
+        parse_json(payload)
+
+
+def test_new_mission_schema_without_id_is_a_schema_error() -> None:
+    # A gcn/notices/ schema in no table goes to the generic core-schema parser (issue
+    # 17), which names what the core schema requires and the notice lacks.
+    payload = json.dumps(
+        {"$schema": "https://gcn.nasa.gov/schema/main/gcn/notices/chime/frb.schema.json"}
+    ).encode()
+    with pytest.raises(SchemaError, match=r"missing required key 'id'"):
         parse_json(payload)
 
 
