@@ -11,9 +11,9 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
-
+import ast
 import re
+from collections import defaultdict
 
 import pytest
 
@@ -124,8 +124,6 @@ def test_every_error_class_lives_in_the_ground_floor() -> None:
     modules import them), so a caller catches by one name, from one place. (A
     ``BaseException`` subclass is a control signal, such as the fuzzer's per-case
     timeout, not an error: it is left where it is used.)"""
-    import ast
-
     bases = ("Error", "Exception", "Warning", "Invalid", "NotFound", "Unknown",
              "Incompatible", "Rejected", "Unavailable")
     found = []
