@@ -134,8 +134,8 @@ def test_every_error_class_lives_in_the_ground_floor() -> None:
             if isinstance(node, ast.ClassDef) and not node.name.startswith("_"):
                 names = [b.id if isinstance(b, ast.Name) else getattr(b, "attr", "")
                          for b in node.bases]
-                if "BaseException" not in names and any(n.endswith(bases) or n in ("ValueError", "RuntimeError",
-                                                   "LookupError", "KeyError", "OSError")
-                       for n in names):
+                builtin = ("ValueError", "RuntimeError", "LookupError", "KeyError", "OSError")
+                if "BaseException" not in names and any(n.endswith(bases) or n in builtin
+                                                        for n in names):
                     found.append(f"{name}.{node.name}")
     assert found == [], "error classes outside mm_broker/core/errors.py: " + ", ".join(found)
