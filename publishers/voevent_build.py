@@ -78,6 +78,9 @@ class VOEventDoc:
         The document as sent (UTF-8, with XML declaration).
     citations : tuple of (cite, ivorn)
         What the VOEvent cites, e.g. ``(("followup", "ivo://nasa.gsfc.gcn/…"),)``.
+    region_version : int or None
+        The event's region version a counterpart VOEvent announces (None for a
+        retraction).
     """
 
     ivorn: str
@@ -86,6 +89,7 @@ class VOEventDoc:
     event_id: str
     xml: bytes = field(repr=False)
     citations: tuple[tuple[str, str], ...] = ()
+    region_version: int | None = None
 
     @property
     def filename(self) -> str:
@@ -228,13 +232,14 @@ def _new(ivorn: str, role: str, author_ivorn: str, authored: datetime) -> Any:
 
 
 def _finish(v: Any, ivorn: str, role: str, kind: str, event_id: str,
-            citations: list[tuple[str, str]]) -> VOEventDoc:
+            citations: list[tuple[str, str]], region_version: int | None = None
+            ) -> VOEventDoc:
     if citations:
         vp.add_citations(v, [vp.EventIvorn(iv, cite) for cite, iv in citations])
     xml = vp.dumps(v, pretty_print=True)
     check(xml)
     return VOEventDoc(ivorn=ivorn, role=role, kind=kind, event_id=event_id, xml=xml,
-                      citations=tuple(citations))
+                      citations=tuple(citations), region_version=region_version)
 
 
 # --------------------------------------------------------------------------- #
@@ -339,7 +344,7 @@ def counterpart_voevent(candidates: Sequence[Mapping[str, Any]], *, author_ivorn
     vp.add_why(v, inferences=[_inference(r) for r in listed])
     citations = [("followup", iv) for iv in _trigger_ivorns(trigger)]
     citations += [("supersedes", iv) for iv in supersedes if iv != ivorn]
-    return _finish(v, ivorn, role, "counterparts", event_id, citations)
+    return _finish(v, ivorn, role, "counterparts", event_id, citations, region_version)
 
 
 def _trigger_ivorns(r: Mapping[str, Any]) -> list[str]:

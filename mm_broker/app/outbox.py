@@ -127,7 +127,7 @@ def store_voevents(db: Engine, docs: Iterable[Any], acked: Iterable[str],
     """Record VOEvents we broadcast (``docs``: :class:`publishers.voevent_build.VOEventDoc`;
     ``acked``: IVORNs Comet acknowledged)."""
     rows = [{"ivorn": d.ivorn, "event_id": d.event_id,
-             "region_version": _region_version(d.ivorn), "kind": d.kind,
+             "region_version": d.region_version, "kind": d.kind,
              "authored": authored, "xml": d.xml} for d in docs]
     if not rows:
         return
@@ -137,14 +137,6 @@ def store_voevents(db: Engine, docs: Iterable[Any], acked: Iterable[str],
         conn.execute(pg_insert(voevents).values(
             [{**r, "created_at": now, "sent_at": now if r["ivorn"] in ok else None}
              for r in rows]).on_conflict_do_nothing(index_elements=[voevents.c.ivorn]))
-
-
-def _region_version(ivorn: str) -> int | None:
-    """The region version in one of our counterpart IVORNs (``…#<event>/r<N>/<issue>``)."""
-    parts = ivorn.rsplit("#", 1)[-1].split("/")
-    if len(parts) >= 3 and parts[-2].startswith("r") and parts[-2][1:].isdigit():
-        return int(parts[-2][1:])
-    return None
 
 
 def issued_voevents(db: Engine) -> list[tuple[str, int | None, str]]:

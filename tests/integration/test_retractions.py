@@ -124,3 +124,38 @@ def test_run_sync_retracts_once_across_a_restart(fresh_db: config.Settings,
     withdrawn = {**candidate, "status": "withdrawn"}
     on_gw = _keys(settings, f"{prefix}.test.counterparts.gw")
     assert on_gw == Counter({counterpart_key(withdrawn): 1})
+
+
+def _record(eid: str, i: int) -> dict:
+    return {"event_id": eid, "messenger": "X", "mission": "EP", "instrument": "WXT",
+            "notice_version": 1, "region_version": 1, "role": "test", "status": "candidate",
+            "trigger_time": "2018-11-29T05:00:00Z", "survey": "ZTF",
+            "object_id": f"ZTF18flow{i:04d}", "alert_id": str(5000 + i),
+            "alert_time": "2018-11-29T06:00:00Z", "ra": 16.9, "dec": -19.5,
+            "delta_t_s": 3600.0, "separation_deg": 0.5, "separation_ratio": 0.2,
+            "credible_level": 0.3, "prob_density_deg2": None, "p_chance": 0.01,
+            "rank": i + 1, "rate_per_deg2_day": 0.05, "searched_area_deg2": 1.0,
+            "elapsed_days": 0.04}
+
+
+def test_voevent_numbering_survives_a_restart(fresh_db: config.Settings) -> None:
+    """The VOEvents the flow broadcast are kept in the store: after a restart the next
+    VOEvent of the same event version is issue 2 (superseding issue 1), not issue 1
+    again, and the stored rows name their region version."""
+    settings = fresh_db.with_values({"publish.topic_prefix": f"v{uuid.uuid4().hex[:8]}"})
+    eid = f"EP:flow{uuid.uuid4().hex[:6]}"
+    db = engine_for(settings)
+    try:
+        ivorns = []
+        for batch in ([_record(eid, 0), _record(eid, 1)], [_record(eid, 2)]):
+            flow = CounterpartFlow({}, store=db, network=Publisher.from_settings(settings))
+            assert flow.emit_records(batch, datetime.now(UTC)) == len(batch)
+            flow.close()
+            with db.connect() as conn:
+                ivorns = conn.execute(select(voevents.c.ivorn, voevents.c.region_version)
+                                      .where(voevents.c.event_id == eid)
+                                      .order_by(voevents.c.created_at)).all()
+    finally:
+        db.dispose()
+    assert [iv.rsplit("/", 2)[-2:] for iv, _ in ivorns] == [["r1", "1"], ["r1", "2"]]
+    assert {rv for _, rv in ivorns} == {1}
