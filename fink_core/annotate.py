@@ -9,7 +9,10 @@ declaration and the Parquet archive.
 
 The chain, in order::
 
-    quality_flags -> context -> features -> crossmatch_all -> classify
+    quality_flags -> context -> features -> crossmatch_all -> fink_modules -> classify
+
+``fink_modules`` (:mod:`fink_core.fink_science`) runs Fink's own science modules
+(fink-science) and adds their ``fink_*`` columns, which the classification reads.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from fink_core.classify import RULES_VERSION as CLASSIFICATION_RULES_VERSION
 from fink_core.context import CONTEXT_COLUMNS, context
 from fink_core.crossmatch import crossmatch_all, crossmatch_columns
 from fink_core.features import FEATURE_COLUMNS, features
+from fink_core.fink_science import FINK_COLUMNS, fink_modules
+from fink_core.fink_science import versions as fink_versions
 from fink_core.quality import QUALITY_COLUMNS, quality_flags
 from fink_core.quality import RULES_VERSION as QUALITY_RULES_VERSION
 
@@ -35,18 +40,23 @@ DEFAULT_CATALOGUE_KEYS: tuple[str, ...] = tuple(spec.key for spec in DEFAULT_CAT
 
 def rule_versions() -> dict[str, str]:
     """Versions of the rule sets this stage applies: the quality cuts
-    (:data:`fink_core.quality.RULES_VERSION`) and the first classification
-    (:data:`fink_core.classify.RULES_VERSION`).
+    (:data:`fink_core.quality.RULES_VERSION`), the first classification
+    (:data:`fink_core.classify.RULES_VERSION`), and Fink's science modules: the
+    fink-science and fink-utils releases and the version of each module's model
+    (:func:`fink_core.fink_science.versions`, keys ``fink_*``).
 
     They go into every enriched row's provenance (``prov_rules``); a run adds the
     coincidence rules' version (:func:`mm_broker.app.provenance.rule_versions`).
 
     Examples
     --------
-    >>> sorted(rule_versions())
+    >>> sorted(k for k in rule_versions() if not k.startswith("fink_"))
     ['classification', 'quality']
+    >>> rule_versions()["fink_science"]
+    '7.4.0'
     """
-    return {"quality": QUALITY_RULES_VERSION, "classification": CLASSIFICATION_RULES_VERSION}
+    return {"quality": QUALITY_RULES_VERSION, "classification": CLASSIFICATION_RULES_VERSION,
+            **fink_versions()}
 
 
 def added_columns(catalogue_keys: Iterable[str] = DEFAULT_CATALOGUE_KEYS) -> list[str]:
@@ -66,6 +76,7 @@ def added_columns(catalogue_keys: Iterable[str] = DEFAULT_CATALOGUE_KEYS) -> lis
         *CONTEXT_COLUMNS,
         *FEATURE_COLUMNS,
         *crossmatch_columns(catalogue_keys),
+        *FINK_COLUMNS,
         *CLASSIFY_COLUMNS,
     ]
 
@@ -84,7 +95,12 @@ _BOOL_COLUMNS = {
 }
 
 
+_FINK_TYPES = {c.name: c.type for c in model.FINK_SCIENCE_COLUMNS}
+
+
 def _added_type(name: str) -> pa.DataType:
+    if name in _FINK_TYPES:
+        return _FINK_TYPES[name]
     if name in _STRING_COLUMNS or name.endswith(("_name", "_type")):
         return pa.string()
     if name in _BOOL_COLUMNS:
@@ -112,7 +128,8 @@ def output_schema(catalogue_keys: Iterable[str] = DEFAULT_CATALOGUE_KEYS) -> pa.
 def annotate(
     df: pd.DataFrame, catalogues: Sequence[Catalogue] | Mapping[str, Catalogue] = ()
 ) -> pd.DataFrame:
-    """Add quality flags, context, features, cross-matches and a class to alerts.
+    """Add quality flags, context, features, cross-matches, Fink's science modules and a
+    class to alerts.
 
     Parameters
     ----------
@@ -137,7 +154,8 @@ def annotate(
     clash = sorted(set(names) & set(df.columns))
     if clash:
         raise ValueError(f"annotate would overwrite existing columns: {clash}")
-    parts = [quality_flags(df), context(df), features(df), crossmatch_all(df, cats)]
+    parts = [quality_flags(df), context(df), features(df), crossmatch_all(df, cats),
+             fink_modules(df)]
     out = pd.concat([df, *parts], axis=1)
     out = pd.concat([out, classify(out)], axis=1)
     return out[[*df.columns, *names]]

@@ -11,7 +11,9 @@ The table (thresholds are the constants below):
  #    rule                             label           fires when
 ====  ===============================  ==============  ===========================================
  1    bad_coordinates                  unknown         position unusable (flagged, kept)
- 2    known_solar_system_object        solar_system    ctx_is_sso_candidate (Fink roid=3 / Rubin
+ 2    known_solar_system_object        solar_system    ZTF: Fink's own fink_roid = 3 (fink-science
+                                                       roid_catcher); where fink_roid is null
+                                                       (LSST): ctx_is_sso_candidate (Rubin
                                                        ssObject association)
  3    gcvs_variable_star               variable_star   a GCVS star within its radius
  4    agn_catalogue                    agn_blazar      a 4LAC or 3HSP source within its radius
@@ -20,15 +22,24 @@ The table (thresholds are the constants below):
  7    stellar_counterpart_long_lived   variable_star   star-like counterpart, first seen more
                                                        than 30 d ago
  8    stellar_counterpart              galactic        star-like counterpart (flare, CV, nova...)
- 9    fast_rate                        fast_transient  |ft_mag_rate| > 0.3 mag/d and first seen
-                                                       at most 5 d ago (Fink: rate-based KN filter
-                                                       after Andreoni et al. 2021 and the GVOM
-                                                       filter, |mag_rate| > 0.3, jd - jdstarthist
-                                                       <= 5)
+ 9    fast_rate                        fast_transient  |rate| > 0.3 mag/d, positive difference,
+                                                       first seen at most 5 d ago; rate = Fink's
+                                                       own fink_mag_rate (fast_transient_rate,
+                                                       sampled, upper limits as a flux below the
+                                                       limit) where it has one (ZTF), else our
+                                                       ft_mag_rate (LSST). Fink: rate-based KN
+                                                       filter after Andreoni et al. 2021 and the
+                                                       GVOM filter, |mag_rate| > 0.3, jd -
+                                                       jdstarthist <= 5
  10   young_positive_transient         sn_like         positive difference, >= 2 detections, first
                                                        seen at most 90 d ago
  11   no_rule                          unknown         nothing above
 ====  ===============================  ==============  ===========================================
+
+Rules 2 and 9 read Fink's own modules (:mod:`fink_core.fink_science`) where they
+measure the same thing: the asteroid flag is Fink's code itself rather than our
+re-statement of it, and Fink's rate treats a previous upper limit as a flux drawn below
+the limit (a value with an error) where ours only gives a bound.
 """
 
 from __future__ import annotations
@@ -44,7 +55,7 @@ import pandas as pd
 #: bumped, and the change listed in CHANGELOG.md, whenever a rule, its order, a label
 #: or a threshold below changes (tests/fink_core/test_fc_provenance.py pins the rule
 #: content of each version).
-RULES_VERSION = "1.0.0"
+RULES_VERSION = "1.1.0"
 
 LABELS = (
     "solar_system",
@@ -121,10 +132,22 @@ def _age(df: pd.DataFrame) -> np.ndarray:
     return _float(df, "ctx_days_since_first_seen")
 
 
+def _known_sso(df: pd.DataFrame) -> np.ndarray:
+    """Fink's roid = 3 where Fink's flag exists, else our context flag."""
+    roid = _float(df, "fink_roid")
+    return np.where(np.isfinite(roid), roid == 3, _bool(df, "ctx_is_sso_candidate"))
+
+
+def _rate(df: pd.DataFrame) -> np.ndarray:
+    """Fink's sampled rate where it has one, else ours."""
+    fink = _float(df, "fink_mag_rate")
+    return np.where(np.isfinite(fink), fink, _float(df, "ft_mag_rate"))
+
+
 #: The ordered rule table (first match wins).
 RULES: tuple[Rule, ...] = (
     Rule("bad_coordinates", "unknown", lambda d: _bool(d, "bad_coordinates")),
-    Rule("known_solar_system_object", "solar_system", lambda d: _bool(d, "ctx_is_sso_candidate")),
+    Rule("known_solar_system_object", "solar_system", _known_sso),
     Rule("gcvs_variable_star", "variable_star", lambda d: _matched(d, "gcvs")),
     Rule("agn_catalogue", "agn_blazar", lambda d: _matched(d, "4lac") | _matched(d, "3hsp")),
     Rule("yso_catalogue", "galactic", lambda d: _matched(d, "spicy")),
@@ -139,7 +162,7 @@ RULES: tuple[Rule, ...] = (
         "fast_rate",
         "fast_transient",
         lambda d: (
-            (np.abs(_float(d, "ft_mag_rate")) > FAST_RATE_MAG_PER_DAY)
+            (np.abs(_rate(d)) > FAST_RATE_MAG_PER_DAY)
             & (_age(d) <= FAST_MAX_AGE_DAYS)
             & ~_bool(d, "is_negative")
         ),

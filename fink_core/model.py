@@ -215,6 +215,32 @@ PROMOTED_COLUMNS: tuple[Column, ...] = tuple(
     for name, (field, typ) in LSST_PROMOTED.items()
 )
 
+#: Columns added by Fink's own science modules (:mod:`fink_core.fink_science`, ZTF rows;
+#: null on LSST rows), in the enriched rows after our annotation columns: Fink's names
+#: prefixed with ``fink_``, so Fink's own columns of an input are never overwritten.
+FINK_SCIENCE_COLUMNS: tuple[Column, ...] = (
+    Column("fink_roid", pa.int32(), "fink-science asteroids roid_catcher: 3 known SSO "
+           "(MPC within 5\"), 2 Fink SSO candidate, 1 first detection, 0 not an SSO."),
+    Column("fink_nalerthist", pa.int32(), "fink-science nalerthist: detections in the alert "
+           "(current + history), upper limits not counted."),
+    Column("fink_jd_first_real_det", pa.float64(), "fast_transient_rate: UTC JD of the first "
+           "detection in the alert's history (7.4.0 rule)."),
+    Column("fink_jdstarthist_dt", pa.float64(), "fast_transient_rate: jd_first_real_det - "
+           "jdstarthist [days]."),
+    Column("fink_mag_rate", pa.float64(), "fast_transient_rate: mean magnitude rate from the "
+           "last same-band point [mag/day, negative = brightening], sampled per alert."),
+    Column("fink_sigma_rate", pa.float64(), "fast_transient_rate: standard deviation of the "
+           "sampled rate [mag/day]."),
+    Column("fink_lower_rate", pa.float64(), "fast_transient_rate: 5th percentile of the "
+           "sampled rate [mag/day]."),
+    Column("fink_upper_rate", pa.float64(), "fast_transient_rate: 95th percentile of the "
+           "sampled rate [mag/day]."),
+    Column("fink_delta_time", pa.float64(), "fast_transient_rate: time from the point used to "
+           "the alert [days]."),
+    Column("fink_from_upper", pa.bool_(), "fast_transient_rate: the point used is an upper "
+           "limit (null when there is no earlier point in the band)."),
+)
+
 #: The whole model, in order.
 COLUMNS: tuple[Column, ...] = CORE_COLUMNS + PROMOTED_COLUMNS
 

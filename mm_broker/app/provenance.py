@@ -11,7 +11,7 @@ and the counterpart records' ``rule_versions`` name the same three.
 
 Examples
 --------
->>> sorted(rule_versions())
+>>> sorted(k for k in rule_versions() if not k.startswith("fink_"))
 ['classification', 'coincidence', 'quality']
 """
 
@@ -29,7 +29,8 @@ def rule_versions() -> dict[str, str]:
     dict
         ``quality`` (:data:`fink_core.quality.RULES_VERSION`), ``classification``
         (:data:`fink_core.classify.RULES_VERSION`) and ``coincidence``
-        (:data:`coincidence.rules.RULES_VERSION`).
+        (:data:`coincidence.rules.RULES_VERSION`), and the ``fink_*`` versions of
+        Fink's science modules (:func:`fink_core.fink_science.versions`).
     """
     return {**pipeline_rule_versions(), "coincidence": COINCIDENCE_RULES_VERSION}
 

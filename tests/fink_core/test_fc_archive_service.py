@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from fink_core import fink_science
 from mm_broker.app import archive as archive_mod
 from mm_broker.app.provenance import rule_versions
 from mm_broker.core import config
@@ -80,7 +81,7 @@ def test_the_archive_source_gets_the_security_options(monkeypatch: pytest.Monkey
     assert provenance.config_hash == settings.hash()
     assert provenance.rule_versions() == rule_versions()
     assert set(json.loads(provenance.columns()["prov_rules"])) == {
-        "quality", "classification", "coincidence"}
+        "quality", "classification", "coincidence", *fink_science.versions()}
 
 
 def test_the_cli_runs_the_application_archive() -> None:

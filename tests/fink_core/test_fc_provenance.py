@@ -19,6 +19,7 @@ import pytest
 
 import coincidence.rules
 import fink_core.classify
+import fink_core.fink_science
 import fink_core.quality
 import mm_broker
 from fink_core import catalogues as C
@@ -98,7 +99,8 @@ def test_every_enriched_row_carries_the_provenance(
     assert json.loads(enriched["prov_rules"].iloc[0]) == {
         "quality": fink_core.quality.RULES_VERSION,
         "classification": fink_core.classify.RULES_VERSION,
-        "coincidence": coincidence.rules.RULES_VERSION}
+        "coincidence": coincidence.rules.RULES_VERSION,
+        **fink_core.fink_science.versions()}
     for column in PROVENANCE_COLUMNS:
         assert column in PIPELINE_COLUMNS
         assert bad[column].notna().all()  # decode-error rows too
@@ -165,7 +167,8 @@ def test_enrich_without_a_provenance_names_the_rule_sets_it_applies(
     out = enrich(values, catalogues)
     assert json.loads(out["prov_rules"].iloc[0]) == pipeline_rule_versions() == {
         "quality": fink_core.quality.RULES_VERSION,
-        "classification": fink_core.classify.RULES_VERSION}
+        "classification": fink_core.classify.RULES_VERSION,
+        **fink_core.fink_science.versions()}
     assert out["prov_rules"].nunique() == 1
 
 
@@ -173,7 +176,8 @@ def test_a_run_names_the_three_rule_sets(run_settings: config.Settings) -> None:
     """The one place the application assembles them; a provenance takes them as given."""
     expected = {"quality": fink_core.quality.RULES_VERSION,
                 "classification": fink_core.classify.RULES_VERSION,
-                "coincidence": coincidence.rules.RULES_VERSION}
+                "coincidence": coincidence.rules.RULES_VERSION,
+                **fink_core.fink_science.versions()}
     assert rule_versions() == expected
     p = Provenance.from_settings(run_settings, [], rule_versions())
     assert p.rule_versions() == expected
@@ -268,6 +272,7 @@ def _rule_fingerprint(module: ModuleType) -> str:
 RULE_FINGERPRINTS = {
     ("fink_core.quality", "1.0.0"): "ef6d47ff514decc9",
     ("fink_core.classify", "1.0.0"): "c9bcddde4b61c132",
+    ("fink_core.classify", "1.1.0"): "fce91bb1481b10b8",
     ("coincidence.rules", "1.0.0"): "21e84e5a38e417a0",
     ("coincidence.rules", "1.0.1"): "d2143638ece59998",
 }

@@ -92,6 +92,7 @@ def test_records_carry_the_catalogue_and_rule_versions(night: tuple[Path, dict],
     versions an enriched alert of the same run carries."""
     import coincidence.rules
     import fink_core.classify
+    import fink_core.fink_science
     import fink_core.quality
     from fink_core.pipeline import enrich
     from mm_broker import __version__
@@ -111,7 +112,8 @@ def test_records_carry_the_catalogue_and_rule_versions(night: tuple[Path, dict],
     alert_catalogues = json.loads(row["prov_catalogues"])
     rules = {"quality": fink_core.quality.RULES_VERSION,
              "classification": fink_core.classify.RULES_VERSION,
-             "coincidence": coincidence.rules.RULES_VERSION}
+             "coincidence": coincidence.rules.RULES_VERSION,
+             **fink_core.fink_science.versions()}
     assert json.loads(row["prov_rules"]) == rules
     assert set(alert_catalogues) == {c.key for c in catalogues}
     recs = _records(out)
