@@ -133,18 +133,7 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
     keys = [c.key for c in catalogues]
     schema = enriched_arrow_schema(keys)
     out = annotate(decoded, catalogues)
-    ra = out["ra"].to_numpy(dtype=float)
-    dec = out["dec"].to_numpy(dtype=float)
-    ok = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
-    # IPIX_DTYPE, never float64: a float cannot hold order-29 indices (~3e18) exactly.
-    ipix = np.zeros(len(out), dtype=IPIX_DTYPE)
-    if ok.any():
-        ipix[ok] = hp.ang2pix(2**29, ra[ok] % 360.0, dec[ok], nest=True, lonlat=True)
-    out["ipix29"] = pd.array(ipix, dtype="Int64")
-    out.loc[~ok, "ipix29"] = pd.NA
-    out["hpx1"] = (out["ipix29"] // (4 ** (29 - PARTITION_ORDER))).astype("Int32")
-    obs = pd.to_datetime(out["obs_time"], utc=True)
-    out["night"] = obs.dt.strftime("%Y%m%d")
+    _place(out)
     out["kafka_topic"] = [topics[i] for i in index]
     out["kafka_partition"] = pd.array([partitions[i] for i in index], dtype="Int32")
     out["kafka_offset"] = pd.array([offsets[i] for i in index], dtype="Int64")
@@ -164,6 +153,56 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
                 out[f.name] = col.where(col.map(lambda v: isinstance(v, (list, tuple, dict,
                                                                           np.ndarray))), None)
     for name, value in provenance.columns().items():  # every row, decode errors included
+        out[name] = value
+    return out.reindex(columns=schema.names)
+
+
+def _place(out: pd.DataFrame) -> None:
+    """Add ``ipix29``, ``hpx1`` and ``night`` to annotated alerts (in place)."""
+    ra = out["ra"].to_numpy(dtype=float)
+    dec = out["dec"].to_numpy(dtype=float)
+    ok = np.isfinite(ra) & np.isfinite(dec) & (np.abs(dec) <= 90)
+    # IPIX_DTYPE, never float64: a float cannot hold order-29 indices (~3e18) exactly.
+    ipix = np.zeros(len(out), dtype=IPIX_DTYPE)
+    if ok.any():
+        ipix[ok] = hp.ang2pix(2**29, ra[ok] % 360.0, dec[ok], nest=True, lonlat=True)
+    out["ipix29"] = pd.array(ipix, dtype="Int64")
+    out.loc[~ok, "ipix29"] = pd.NA
+    out["hpx1"] = (out["ipix29"] // (4 ** (29 - PARTITION_ORDER))).astype("Int32")
+    obs = pd.to_datetime(out["obs_time"], utc=True)
+    out["night"] = obs.dt.strftime("%Y%m%d")
+
+
+def enrich_frame(frame: pd.DataFrame, catalogues: Sequence[Catalogue], *,
+                 provenance: Provenance | None = None) -> pd.DataFrame:
+    """Annotate alerts already in the model (pure pandas), e.g. Fink's Parquet tables
+    read by :func:`fink_core.files.read_alert_files`.
+
+    Parameters
+    ----------
+    frame : pandas.DataFrame
+        Alerts in the model of :mod:`fink_core.model`.
+    catalogues : sequence of Catalogue
+        Catalogues for the cross-match.
+    provenance : Provenance, optional
+        As for :func:`enrich`.
+
+    Returns
+    -------
+    pandas.DataFrame
+        The rows of ``frame`` in the columns of :func:`enriched_arrow_schema`, Kafka
+        coordinates and ``decode_error`` null.
+    """
+    if provenance is None:
+        provenance = Provenance.default_config(catalogues, rule_versions())
+    schema = enriched_arrow_schema([c.key for c in catalogues])
+    out = annotate(frame.reset_index(drop=True), catalogues)
+    _place(out)
+    out["kafka_topic"] = None
+    out["kafka_partition"] = pd.array([pd.NA] * len(out), dtype="Int32")
+    out["kafka_offset"] = pd.array([pd.NA] * len(out), dtype="Int64")
+    out["decode_error"] = None
+    for name, value in provenance.columns().items():
         out[name] = value
     return out.reindex(columns=schema.names)
 
