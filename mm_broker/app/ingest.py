@@ -6,8 +6,11 @@ Every listener (GCN Kafka, VTP, directory) and ``mm-broker notices ingest`` call
 1. writes the payload to the raw journal in its own committed transaction
    (:func:`journal`), *before* parsing and before the caller acknowledges the
    transport; identical bytes are one journal row whose ``receipts`` grows;
-2. parses it with the registry (:func:`listeners.parsers.parse`) and turns the
-   localisation into a :class:`~mm_broker.core.models.Region` (:func:`skymaps.region_for`);
+2. parses it with the registry (:func:`listeners.parsers.parse`), resolves the official
+   sky map the notice links, if any (:mod:`mm_broker.app.skymap_fetch`: journal, cache
+   or network; the team's map replaces a circle, a failure falls back to the circle or
+   rejects a notice that has only the link) and turns the localisation into a
+   :class:`~mm_broker.core.models.Region` (:func:`skymaps.region_for`);
 3. stores event, notice and region version in one transaction, deciding which
    version is active: the newest ``(version, issue_time)`` wins, an older notice
    arriving late never replaces a newer one, a retraction withdraws the event;
@@ -35,9 +38,10 @@ from sqlalchemy.exc import DataError
 import skymaps
 from listeners.directory import notice_files
 from listeners.parsers import NoticeError, parse
+from mm_broker.app import skymap_fetch
 from mm_broker.core.config import Settings
 from mm_broker.core.db.schema import notices, raw_journal
-from mm_broker.core.errors import InternalError, StoreRejected
+from mm_broker.core.errors import InternalError, SkymapFetchError, StoreRejected
 from mm_broker.core.models import Notice, Region
 from mm_broker.core.repository import store_notice
 from mm_broker.core.sections import CoincidenceSettings, SkymapSettings
@@ -52,11 +56,14 @@ class Limits:
 
     coincidence: CoincidenceSettings
     skymaps: SkymapSettings
+    #: Where fetched official maps are cached (``None``: no disk cache).
+    map_cache_dir: Path | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Limits:
         """The limits of the effective configuration."""
-        return cls(settings.coincidence, settings.skymaps)
+        return cls(settings.coincidence, settings.skymaps,
+                   settings.state_dir / "skymap_cache")
 
     def window(self, messenger: str, t0: datetime) -> tuple[datetime, datetime]:
         """Active window ``[t0 - before, t0 + after]`` of an event."""
@@ -129,6 +136,16 @@ def _region(notice: Notice, limits: Limits) -> Region:
     assert notice.localisation is not None
     return skymaps.region_for(notice.localisation, max_bytes=limits.skymaps.max_bytes,
                               max_tiles=limits.skymaps.max_tiles)
+
+
+def _localise(engine: Engine, notice: Notice, limits: Limits,
+              ) -> tuple[Notice, Region | None, str | None]:
+    """Step 2's official map, then the region: :func:`skymap_fetch.with_official_map`
+    with ingest's getter (journal, cache, network; a fetched map is journaled)."""
+    cache = None if limits.map_cache_dir is None else skymap_fetch.MapCache(limits.map_cache_dir)
+    getter = skymap_fetch.store_getter(
+        engine, skymap_fetch.FetchPolicy.from_settings(limits.skymaps), cache)
+    return skymap_fetch.with_official_map(notice, getter, lambda n: _region(n, limits))
 
 
 def ingest(engine: Engine, payload: bytes, source: str, topic: str | None = None,
@@ -210,9 +227,10 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
     if isinstance(notice, Exception):
         return _internal(engine, journal_id, "parse", notice)
     region: Region | None = None
+    map_note: str | None = None
     if not notice.retraction:
         try:
-            region = _region(notice, limits)
+            notice, region, map_note = _localise(engine, notice, limits)
         except NoticeError as exc:
             return _reject(engine, journal_id, exc, notice)
         except Exception as exc:  # noqa: BLE001 - journaled with its reason, logged in full
@@ -237,7 +255,8 @@ def process(engine: Engine, journal_id: int, payload: bytes, topic: str | None,
                                     journal_id, notice=notice)
             stored = store_notice(conn, journal_id, notice, region,
                                   limits.window(str(notice.messenger), notice.trigger_time))
-            result = IngestResult(stored.decision.status, stored.decision.reason, journal_id,
+            reason = "; ".join(r for r in (stored.decision.reason, map_note) if r) or None
+            result = IngestResult(stored.decision.status, reason, journal_id,
                                   notice=notice, region=region,
                                   region_version=stored.region_version)
             conn.execute(update(raw_journal).where(raw_journal.c.id == journal_id)
@@ -263,6 +282,23 @@ def recover_pending(engine: Engine, limits: Limits) -> list[IngestResult]:
                             .order_by(raw_journal.c.id)).all()
     return [process(engine, r.id, r.payload, r.topic if r.source == "gcn" else None,
                     limits) for r in rows]
+
+
+def retry_pending_maps(engine: Engine, limits: Limits) -> list[IngestResult]:
+    """Process again the notices rejected because their only localisation, a linked
+    official map, could not be fetched for a reason that may pass (a timeout, a 5xx, an
+    unreachable host: journal reason ``skymap_fetch: ...; retryable``).
+
+    Their journal rows go back to ``received`` and :func:`recover_pending` processes
+    them (with any other row left ``received``); a map fetched now is journaled and
+    the notice stored, a map still missing rejects it again with the new reason.
+    """
+    with engine.begin() as conn:
+        conn.execute(update(raw_journal).where(
+            raw_journal.c.status == "rejected",
+            raw_journal.c.reason.like(f"{SkymapFetchError.reason}:%; retryable"),
+        ).values(status="received"))
+    return recover_pending(engine, limits)
 
 
 def ingest_files(engine: Engine, paths: Iterable[str | Path], limits: Limits,

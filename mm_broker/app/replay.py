@@ -12,7 +12,9 @@ same bytes (after the records are sorted).
 Outputs in ``DIR``: ``counterparts.jsonl`` (one association record per line, in
 emission order), ``retractions.jsonl`` (one record per retracted event),
 ``summary.json`` (counts per event and per status, what happened to every notice and
-how many alerts were read), ``voevents/`` (every VOEvent of the replay).
+how many alerts were read), ``voevents/`` (every VOEvent of the replay),
+``coincidences.jsonl`` (one notice × notice coincidence record per line, in emission
+order: :mod:`mm_broker.app.coincidences`).
 
 Every record carries the provenance of the replay
 (:class:`mm_broker.core.provenance.Provenance`): ``mm_broker_version``, ``config_hash``,
@@ -39,7 +41,9 @@ from coincidence.engine import CoincidenceEngine, EventMeta
 from listeners.directory import notice_files
 from listeners.parsers import NoticeError, parse
 from mm_broker import __version__
+from mm_broker.app import skymap_fetch
 from mm_broker.app.alert_frame import load_alerts, load_catalogues, windows_from_settings
+from mm_broker.app.coincidences import NoticeCoincidences
 from mm_broker.app.dataset import restore_embedded_skymap
 from mm_broker.app.flow import CounterpartFlow, VersionContext
 from mm_broker.app.plots import plot_events
@@ -90,6 +94,15 @@ def load_notices(paths: Iterable[str | Path], settings: Settings,
     steps: list[Step] = []
     rejected: list[NoticeOutcome] = []
     seen: dict[bytes, str] = {}
+    get_map = skymap_fetch.local_getter(
+        settings.data_dir, skymap_fetch.MapCache(settings.state_dir / "skymap_cache"))
+
+    def region_of(notice: Notice) -> Region | None:
+        if notice.retraction or notice.localisation is None:
+            return None
+        return skymaps.region_for(notice.localisation, max_bytes=settings.skymaps.max_bytes,
+                                  max_tiles=settings.skymaps.max_tiles)
+
     for i, path in enumerate(notice_files(paths)):
         payload = restore_embedded_skymap(path.read_bytes(), settings.data_dir)
         if payload in seen:
@@ -99,9 +112,9 @@ def load_notices(paths: Iterable[str | Path], settings: Settings,
         seen[payload] = str(path)
         try:
             notice = parse(payload)
-            region = None if notice.retraction or notice.localisation is None else \
-                skymaps.region_for(notice.localisation, max_bytes=settings.skymaps.max_bytes,
-                                   max_tiles=settings.skymaps.max_tiles)
+            # The official map a notice links: a file of the data directory with the
+            # URL's name, or the map cache (mm_broker.app.skymap_fetch; no network).
+            notice, region, _ = skymap_fetch.with_official_map(notice, get_map, region_of)
         except NoticeError as exc:
             rejected.append(NoticeOutcome(str(path), "rejected", str(exc)))
             continue
@@ -144,6 +157,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
                                       voevent_dir=out_dir / "voevents"),
         network=Publisher.from_settings(settings) if publish else None, store=db)
     repo = MemoryRepository()
+    coinc = NoticeCoincidences(settings, flow)  # notice × notice pairs
     first_notice: dict[str, Notice] = {}
     last_region: dict[str, tuple[int, Region, Notice]] = {}
     retracted: set[str] = set()
@@ -185,6 +199,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
                         trigger_ivorn=first_notice[eid].ivorn, notice_ivorn=n.ivorn,
                         provenance=flow.provenance), n.issue_time)
                 retracted.add(eid)
+                coinc.on_retraction(eid, n.issue_time)
             elif decision.status == "stored":
                 assert step.region is not None and region_version is not None
                 flow.note_version(eid, region_version, VersionContext(
@@ -192,6 +207,7 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
                 last_region[eid] = (region_version, step.region, n)
                 flow.emit(engine.add_region(EventMeta.from_notice(n), region_version,
                                             step.region), extras, n.issue_time)
+                coinc.on_notice(n, region_version, step.region)
             outcomes.append(out)
         feed_until(None)
     finally:
@@ -201,10 +217,12 @@ def replay(settings: Settings, notice_paths: list[str], alert_paths: list[str],
 
     _write_jsonl(out_dir / "counterparts.jsonl", flow.records)
     _write_jsonl(out_dir / "retractions.jsonl", flow.retractions)
+    _write_jsonl(out_dir / "coincidences.jsonl", flow.coincidences)
     summary = _summary(flow.records, outcomes, alert_counts, settings)
     summary["catalogue_versions"] = run_provenance.catalogue_versions()
     summary["rule_versions"] = run_provenance.rule_versions()
     summary["retractions"] = len(flow.retractions)
+    summary["coincidences"] = dict(Counter(r["status"] for r in flow.coincidences))
     summary["published"] = {k: v for k, v in flow.counts.items() if v}
     if plot:
         summary["plots"] = plot_events(out_dir / "plots", flow.records, last_region, retracted)

@@ -72,6 +72,20 @@ class BadSkyMap(NoticeError):
     reason = "bad_skymap"
 
 
+class SkymapFetchError(NoticeError):
+    """A sky map linked by a notice could not be fetched: a URL outside the allowed
+    hosts or schemes, a redirect leaving them, an HTTP error, a timeout, a map over
+    the size limit, a body that is not FITS. ``retryable`` says whether trying again
+    later may succeed (a timeout or a 5xx may; a refused host, a 404 or an oversized
+    map will not)."""
+
+    reason = "skymap_fetch"
+
+    def __init__(self, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
 class StoreRejected(NoticeError):
     """A parsed notice holds a value the database refuses."""
 

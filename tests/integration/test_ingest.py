@@ -85,7 +85,11 @@ def test_concurrent_notices_of_a_new_event_all_stored(engine, fresh_db, data_dir
     assert all(st == "rejected" and (why or "").startswith("no_position")
                for st, why in others), others
     assert len(kept) >= 8 and len(others) <= 1
-    assert all(r.reason is None or r.reason.startswith("older") for r in kept)
+    # (The final position links the GBM team's map, unreachable from the tests: the
+    # reason names the fallback to its circle, issue 17.)
+    assert all(r.reason is None or r.reason.startswith("older")
+               or r.reason.startswith("official map not fetched") for r in kept), \
+        [r.reason for r in kept]
     event_id = kept[0].notice.event_id
     with engine.connect() as conn:
         statuses = conn.execute(select(raw_journal.c.status)).scalars().all()

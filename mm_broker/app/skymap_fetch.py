@@ -1,0 +1,482 @@
+"""Official sky maps linked by a notice: fetch, keep, and let the team's map win.
+
+Parsers stay pure (``bytes -> Notice``): a notice that links its mission's map
+(LVK ``skymap_fits``, GCN JSON ``healpix_url``, Fermi GBM ``HealPix_URL`` and the
+final positions' ``glg_healpix_all``) carries the URL as
+:attr:`~mm_broker.core.models.Notice.skymap_url`. The application floor resolves it
+here, before the region is built:
+
+* :func:`with_official_map` — the rule: when the map is obtained and gives a region,
+  it **replaces** the notice's circle, ellipse or box (the team's map, with its
+  systematics and its shape, wins); when it cannot be obtained or read, a notice with
+  another localisation keeps it (the outcome's reason names the fallback and why),
+  and a notice with only the URL is rejected with a :class:`SkymapFetchError` whose
+  ``retryable`` flag says whether trying later may help;
+* :func:`fetch_bytes` — one HTTP(S) fetch under a :class:`FetchPolicy`: ``https`` only
+  (plain ``http`` to an allowed host is upgraded to ``https`` unless the host is also
+  in ``fetch_http_hosts``), hosts from an allowlist (exact names, or ``.suffix`` for a
+  domain), every redirect checked against the same rules, a size limit
+  (``skymaps.max_bytes``, checked on ``Content-Length`` and while reading), a time
+  limit for the whole request, ``text/*`` bodies (error pages) and non-FITS bodies
+  refused, retries with exponential back-off for timeouts, dropped or truncated
+  transfers and 5xx/429 answers only;
+* :class:`MapCache` — a cache under the state directory, one file per map named by
+  the URL's sha256 and the content's sha256 (a file whose bytes no longer match its
+  name is ignored);
+* :func:`journal_map` / :func:`journaled_map` — the fetched bytes kept in the raw
+  journal (``source = "skymap"``, ``topic`` = the URL, ``status = "skymap"``, never
+  parsed as a notice): the raw payload is never lost, and reprocessing reads the
+  journal, never the network again;
+* :func:`store_getter` (ingest: journal, then cache, then network) and
+  :func:`local_getter` (replay: a file of the data directory with the URL's file
+  name, then the cache; no network, so a replay stays deterministic and offline).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+import urllib.error
+import urllib.request
+import zlib
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from http.client import HTTPException, HTTPMessage, IncompleteRead
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit
+
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from mm_broker.core.db.schema import raw_journal
+from mm_broker.core.errors import NoticeError, SkymapFetchError
+from mm_broker.core.models import Notice, Region, SkyMap
+from mm_broker.core.sections import SkymapSettings
+
+#: ``raw_journal.source`` and ``status`` of a fetched map.
+JOURNAL_SOURCE = "skymap"
+
+#: Read size while downloading.
+_CHUNK = 1 << 16
+
+#: ``(bytes, where they came from)`` for a URL, or :class:`SkymapFetchError`.
+MapGetter = Callable[[str], tuple[bytes, str]]
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    """The limits of one fetch (``[skymaps]`` settings).
+
+    Attributes
+    ----------
+    enabled : bool
+        ``fetch``: when false nothing is requested (the notice keeps its circle or
+        is rejected, as for a failed fetch).
+    hosts : tuple of str
+        ``fetch_hosts``: exact host names, or ``.suffix`` for a domain and its
+        sub-domains.
+    http_hosts : tuple of str
+        ``fetch_http_hosts``: hosts that may be reached over plain ``http``.
+    timeout_s : float
+        ``fetch_timeout_s``: the whole request (connect, headers and body).
+    max_bytes : int
+        ``max_bytes``: the largest map, bytes as transferred.
+    attempts : int
+        ``fetch_attempts``.
+    backoff_s : float
+        ``fetch_backoff_s``: wait ``backoff_s * 2**n`` before attempt ``n + 2``.
+    """
+
+    enabled: bool
+    hosts: tuple[str, ...]
+    http_hosts: tuple[str, ...]
+    timeout_s: float
+    max_bytes: int
+    attempts: int
+    backoff_s: float
+
+    @classmethod
+    def from_settings(cls, skymaps: SkymapSettings) -> FetchPolicy:
+        """The policy of the ``[skymaps]`` section."""
+        return cls(skymaps.fetch, tuple(skymaps.fetch_hosts), tuple(skymaps.fetch_http_hosts),
+                   skymaps.fetch_timeout_s, skymaps.max_bytes, skymaps.fetch_attempts,
+                   skymaps.fetch_backoff_s)
+
+
+def host_allowed(host: str, hosts: Iterable[str]) -> bool:
+    """Whether ``host`` is one of ``hosts`` (``.example.org`` allows the domain and
+    its sub-domains).
+
+    Examples
+    --------
+    >>> host_allowed("gracedb.ligo.org", [".ligo.org"])
+    True
+    >>> host_allowed("ligo.org.evil", [".ligo.org"])
+    False
+    """
+    host = host.lower().rstrip(".")
+    for allowed in hosts:
+        allowed = allowed.lower()
+        if allowed.startswith("."):
+            if host == allowed[1:] or host.endswith(allowed):
+                return True
+        elif host == allowed:
+            return True
+    return False
+
+
+def request_url(url: str, policy: FetchPolicy) -> str:
+    """The URL to request for ``url``, or why it may not be requested.
+
+    Raises
+    ------
+    SkymapFetchError
+        Not http(s), no host, a host outside ``hosts``, or credentials in the URL.
+
+    Examples
+    --------
+    >>> p = FetchPolicy(True, (".gsfc.nasa.gov",), (), 10.0, 1 << 20, 1, 0.0)
+    >>> request_url("http://heasarc.gsfc.nasa.gov/FTP/x.fit", p)
+    'https://heasarc.gsfc.nasa.gov/FTP/x.fit'
+    """
+    parts = urlsplit(url.strip())
+    scheme, host = parts.scheme.lower(), (parts.hostname or "")
+    if scheme not in ("http", "https") or not host:
+        raise SkymapFetchError(f"{url[:200]!r} is not an http(s) URL")
+    if parts.username or parts.password:
+        raise SkymapFetchError(f"{url[:200]!r} carries credentials; refused")
+    if not host_allowed(host, policy.hosts):
+        raise SkymapFetchError(f"host {host!r} is not in skymaps.fetch_hosts")
+    if scheme == "http" and not host_allowed(host, policy.http_hosts):
+        # An allowed host over plain http: ask for the same path over https.
+        return parts._replace(scheme="https").geturl()
+    return parts.geturl()
+
+
+def looks_like_fits(data: bytes) -> bool:
+    """A FITS file (``SIMPLE  =`` first), possibly gzip-compressed."""
+    head = data[:80]
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(wbits=31).decompress(data[:_CHUNK], 80)
+        except zlib.error:
+            return False
+    return head.startswith(b"SIMPLE  =")
+
+
+class _Redirects(urllib.request.HTTPRedirectHandler):
+    """Follow a redirect only to a URL the policy allows."""
+
+    def __init__(self, policy: FetchPolicy) -> None:
+        self.policy = policy
+
+    def redirect_request(self, req: urllib.request.Request, fp: IO[bytes], code: int,
+                         msg: str, headers: HTTPMessage, newurl: str,
+                         ) -> urllib.request.Request | None:
+        try:
+            target = request_url(newurl, self.policy)
+        except SkymapFetchError as exc:
+            raise SkymapFetchError(f"redirect ({code}) refused: {exc.message}") from None
+        return super().redirect_request(req, fp, code, msg, headers, target)
+
+
+def _read(response: Any, url: str, policy: FetchPolicy, deadline: float) -> bytes:
+    ctype = (response.headers.get("Content-Type") or "").lower()
+    if ctype.startswith("text/"):
+        raise SkymapFetchError(f"{url}: content type {ctype[:60]!r} is not a FITS map")
+    length = response.headers.get("Content-Length")
+    if length is not None and length.isdigit() and int(length) > policy.max_bytes:
+        raise SkymapFetchError(f"{url}: {int(length)} bytes announced, over skymaps.max_bytes "
+                               f"= {policy.max_bytes}")
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        if time.monotonic() > deadline:
+            raise SkymapFetchError(f"{url}: not complete within {policy.timeout_s:g} s",
+                                   retryable=True)
+        chunk = response.read(_CHUNK)
+        if not chunk:
+            break
+        size += len(chunk)
+        if size > policy.max_bytes:
+            raise SkymapFetchError(f"{url}: more than skymaps.max_bytes = {policy.max_bytes} "
+                                   "bytes")
+        chunks.append(chunk)
+    data = b"".join(chunks)
+    if length is not None and length.isdigit() and len(data) < int(length):
+        raise SkymapFetchError(f"{url}: truncated ({len(data)} of {length} bytes)",
+                               retryable=True)
+    if not looks_like_fits(data):
+        raise SkymapFetchError(f"{url}: the body ({len(data)} bytes) is not a FITS file")
+    return data
+
+
+def _once(url: str, policy: FetchPolicy) -> bytes:
+    target = request_url(url, policy)
+    opener = urllib.request.build_opener(_Redirects(policy))
+    # request_url() admitted only http(s) URLs of allowed hosts (S310's concern).
+    request = urllib.request.Request(  # noqa: S310
+        target, headers={"User-Agent": "mm-broker skymap fetch"})
+    deadline = time.monotonic() + policy.timeout_s
+    try:
+        with opener.open(request, timeout=policy.timeout_s) as response:
+            return _read(response, url, policy, deadline)
+    except urllib.error.HTTPError as exc:
+        retry = exc.code >= 500 or exc.code == 429
+        raise SkymapFetchError(f"{url}: HTTP {exc.code}", retryable=retry) from None
+    except IncompleteRead as exc:
+        raise SkymapFetchError(f"{url}: truncated ({len(exc.partial)} bytes read)",
+                               retryable=True) from None
+    except TimeoutError:
+        raise SkymapFetchError(f"{url}: timed out after {policy.timeout_s:g} s",
+                               retryable=True) from None
+    except urllib.error.URLError as exc:
+        if isinstance(exc.reason, SkymapFetchError):
+            raise exc.reason from None
+        raise SkymapFetchError(f"{url}: {exc.reason}", retryable=True) from None
+    except (HTTPException, OSError) as exc:
+        raise SkymapFetchError(f"{url}: {type(exc).__name__}: {exc}", retryable=True) from None
+
+
+#: A host that could not be reached (every attempt failed with a retryable error) is
+#: not asked again by this process for this many seconds: the notices that link it
+#: meanwhile fail at once (retryable), instead of each waiting for its own retries.
+HOST_HOLD_S = 60.0
+
+#: host -> (monotonic time until which it is held, the reason).
+_held: dict[str, tuple[float, str]] = {}
+
+
+def fetch_bytes(url: str, policy: FetchPolicy,
+                sleep: Callable[[float], None] = time.sleep) -> bytes:
+    """Fetch one map under ``policy`` (module docstring), retrying what may succeed.
+
+    Raises
+    ------
+    SkymapFetchError
+        The last attempt's reason, ``retryable`` as it was.
+    """
+    if not policy.enabled:
+        raise SkymapFetchError("fetching sky maps is off (skymaps.fetch = false)")
+    host = (urlsplit(url).hostname or "").lower()
+    held = _held.get(host)
+    if held is not None and time.monotonic() < held[0]:
+        raise SkymapFetchError(f"{url}: host {host} unreachable moments ago ({held[1]}); "
+                               f"not asked again for {HOST_HOLD_S:g} s", retryable=True)
+    for attempt in range(policy.attempts):
+        try:
+            data = _once(url, policy)
+        except SkymapFetchError as exc:
+            if not exc.retryable:
+                raise
+            if attempt + 1 == policy.attempts:
+                _held[host] = (time.monotonic() + HOST_HOLD_S, exc.message[-120:])
+                raise SkymapFetchError(f"{exc.message} (after {policy.attempts} attempts)",
+                                       retryable=True) from None
+            sleep(policy.backoff_s * 2**attempt)
+        else:
+            _held.pop(host, None)
+            return data
+    raise AssertionError("unreachable: fetch_attempts is positive")
+
+
+class MapCache:
+    """Fetched maps on disk, ``<sha256(url)>-<sha256(bytes)>.fits`` under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    @staticmethod
+    def key(url: str) -> str:
+        """The URL part of a cached file's name."""
+        return hashlib.sha256(url.encode()).hexdigest()
+
+    def get(self, url: str) -> bytes | None:
+        """The cached bytes of ``url`` whose content still matches its name."""
+        key = self.key(url)
+        if not self.root.is_dir():
+            return None
+        for path in sorted(self.root.iterdir()):
+            if path.name.startswith(f"{key}-") and path.suffix == ".fits":
+                data = path.read_bytes()
+                if hashlib.sha256(data).hexdigest() == path.stem.split("-", 1)[1]:
+                    return data
+        return None
+
+    def put(self, url: str, data: bytes) -> Path:
+        """Store ``data`` for ``url`` (atomically: written aside, then renamed)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        path = self.root / f"{self.key(url)}-{hashlib.sha256(data).hexdigest()}.fits"
+        tmp = path.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        tmp.replace(path)
+        return path
+
+
+def journal_map(conn: Connection, url: str, data: bytes,
+                received_at: datetime | None = None) -> int:
+    """Keep fetched bytes in the raw journal (never parsed as a notice); its row id."""
+    at = received_at or datetime.now(UTC)
+    stmt = pg_insert(raw_journal).values(
+        sha256=hashlib.sha256(data).hexdigest(), payload=data, size=len(data),
+        source=JOURNAL_SOURCE, topic=url, received_at=at, last_received_at=at,
+        status=JOURNAL_SOURCE,
+    ).on_conflict_do_update(
+        index_elements=[raw_journal.c.sha256],
+        set_={"receipts": raw_journal.c.receipts + 1, "last_received_at": at},
+    ).returning(raw_journal.c.id)
+    return int(conn.execute(stmt).scalar_one())
+
+
+def journaled_map(conn: Connection, url: str) -> bytes | None:
+    """The newest map journaled for ``url``."""
+    row = conn.execute(
+        select(raw_journal.c.payload)
+        .where(raw_journal.c.source == JOURNAL_SOURCE, raw_journal.c.topic == url)
+        .order_by(raw_journal.c.id.desc()).limit(1)).scalar_one_or_none()
+    return None if row is None else bytes(row)
+
+
+def _network(url: str, policy: FetchPolicy, cache: MapCache | None) -> tuple[bytes, str]:
+    if cache is not None:
+        cached = cache.get(url)
+        if cached is not None:
+            return cached, "cache"
+    data = fetch_bytes(url, policy)
+    if cache is not None:
+        cache.put(url, data)
+    return data, "network"
+
+
+def store_getter(engine: Engine, policy: FetchPolicy, cache: MapCache | None) -> MapGetter:
+    """Ingest's way to a map: the journal, else the cache, else the network; a map
+    not read from the journal is journaled."""
+
+    def get(url: str) -> tuple[bytes, str]:
+        with engine.connect() as conn:
+            kept = journaled_map(conn, url)
+        if kept is not None:
+            return kept, "journal"
+        data, source = _network(url, policy, cache)
+        with engine.begin() as conn:
+            journal_map(conn, url, data)
+        return data, source
+
+    return get
+
+
+def local_name(url: str) -> str:
+    """The file name a URL points at, without GraceDB's ``,<version>`` suffix.
+
+    Examples
+    --------
+    >>> local_name("https://gracedb.ligo.org/api/superevents/MS1/files/bayestar.multiorder.fits,0")
+    'bayestar.multiorder.fits'
+    """
+    path = urlsplit(url).path if "://" in url else url
+    name = path.rstrip("/").rsplit("/", 1)[-1]
+    head, sep, tail = name.rpartition(",")
+    return head if sep and tail.isdigit() else name
+
+
+def local_getter(data_dir: Path, cache: MapCache | None = None,
+                 policy: FetchPolicy | None = None) -> MapGetter:
+    """Replay's way to a map: a file of ``data_dir`` (searched recursively) named as
+    the URL's file (:func:`local_name`), else the cache, else — only when ``policy``
+    is given — the network.
+
+    Replay passes no policy: its outputs depend on its inputs only, and the demo
+    night and the tests run offline, the real maps of the data directory standing
+    for the URLs that name them (a map fetched by ingest earlier is in the cache).
+    """
+    index: dict[str, Path] = {}
+    if data_dir.is_dir():
+        for path in sorted(data_dir.rglob("*")):
+            if path.is_file() and looks_like_fits_name(path.name):
+                index.setdefault(path.name, path)
+
+    def get(url: str) -> tuple[bytes, str]:
+        found = index.get(local_name(url))
+        if found is not None:
+            return found.read_bytes(), f"local file {found.name}"
+        if policy is not None:
+            return _network(url, policy, cache)
+        cached = None if cache is None else cache.get(url)
+        if cached is not None:
+            return cached, "cache"
+        raise SkymapFetchError(f"{url}: no file {local_name(url)!r} under the data "
+                               "directory nor in the map cache (replay does not fetch)")
+
+    return get
+
+
+def looks_like_fits_name(name: str) -> bool:
+    """A FITS file name (``.fits``, ``.fit``, ``.fts``, possibly ``.gz``)."""
+    return name.lower().removesuffix(".gz").endswith((".fits", ".fit", ".fts"))
+
+
+def _kind(notice: Notice) -> str:
+    return type(notice.localisation).__name__.lower() if notice.localisation else "none"
+
+
+def with_official_map(notice: Notice, get_map: MapGetter,
+                      region_of: Callable[[Notice], Region | None],
+                      ) -> tuple[Notice, Region | None, str | None]:
+    """Apply the official-map rule to one parsed notice (module docstring).
+
+    Parameters
+    ----------
+    notice : Notice
+    get_map : callable
+        ``url -> (bytes, source)`` (:func:`store_getter`, :func:`local_getter`).
+    region_of : callable
+        Builds the region of a notice (the caller's sky-map limits).
+
+    Returns
+    -------
+    notice : Notice
+        With the fetched map as its localisation when it won.
+    region : Region or None
+        Its region (``None`` for a retraction).
+    note : str or None
+        What was done with the link, for the outcome's reason.
+
+    Raises
+    ------
+    NoticeError
+        :class:`SkymapFetchError` when the map is the only localisation and cannot
+        be fetched; the region's error when it is read but unusable; the region's
+        error of the notice itself otherwise.
+    """
+    url = notice.skymap_url
+    loc = notice.localisation
+    embedded = isinstance(loc, SkyMap) and loc.data is not None
+    if url is None or notice.retraction or loc is None or embedded:
+        return notice, None if notice.retraction else region_of(notice), None
+    only_link = isinstance(loc, SkyMap)
+    try:
+        data, source = get_map(url)
+        mapped = replace(notice, localisation=SkyMap(
+            data=data, url=url, convention=loc.convention if only_link else "official_map",
+        ), extra={**notice.extra, "skymap_source": source,
+                  "skymap_sha256": hashlib.sha256(data).hexdigest(),
+                  **({} if only_link else {"replaced_localisation": _kind(notice)})})
+        region = region_of(mapped)
+    except SkymapFetchError as exc:
+        if only_link:
+            later = "; retryable" if exc.retryable else ""
+            raise SkymapFetchError(f"official map not fetched, the notice has no other "
+                                   f"localisation: {exc.message}{later}",
+                                   retryable=exc.retryable) from None
+        return notice, region_of(notice), (f"official map not fetched ({exc.message}); "
+                                           f"fallback to the notice's {_kind(notice)}")
+    except NoticeError as exc:
+        if only_link:
+            raise
+        return notice, region_of(notice), (f"official map unusable ({exc}); fallback to "
+                                           f"the notice's {_kind(notice)}")
+    how = "" if only_link else f", replaces the notice's {_kind(notice)}"
+    return mapped, region, f"official map {local_name(url)} from {source}{how}"
