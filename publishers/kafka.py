@@ -6,6 +6,9 @@ Topics (``mm`` is ``publish.topic_prefix``)::
     mm.retractions                           retracted science events
     mm.test.counterparts.<messenger>         the same for role != "observation"
     mm.test.retractions
+    mm.coincidences | mm.test.coincidences   notice x notice coincidences (coincidence-v1)
+    mm.gcn.counterparts | mm.test.gcn.counterparts
+                                             counterparts as GCN-style JSON (gcn_json)
 
 A record whose ``role`` is not ``observation`` never reaches a science topic.
 
@@ -47,6 +50,9 @@ log = logging.getLogger("mm_broker.publish")
 
 MESSENGERS = ("GW", "GRB", "NU", "X", "FRB")
 
+#: ``schema`` header of our GCN-style JSON messages (``publishers/schemas/``).
+GCN_SCHEMA_HEADER = b"mm_broker.gcn-counterpart/1"
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -73,13 +79,29 @@ class Topics:
         """Topic of retractions of an event with ``role``."""
         return f"{self._base(role)}.retractions"
 
+    def coincidences(self, role: str) -> str:
+        """Topic of notice × notice coincidences of events with ``role``."""
+        return f"{self._base(role)}.coincidences"
+
+    def gcn_counterparts(self, role: str) -> str:
+        """Topic of our counterparts in GCN's JSON form (``publishers.gcn_json``)."""
+        return f"{self._base(role)}.gcn.counterparts"
+
     def all(self) -> list[str]:
         """Every topic we publish to (science and test)."""
         out = []
         for role in ("observation", "test"):
             out += [self.counterparts(m, role) for m in MESSENGERS]
             out.append(self.retractions(role))
+            out += [self.coincidences(role), self.gcn_counterparts(role)]
         return out
+
+
+def coincidence_key(record: Mapping[str, Any]) -> str:
+    """Kafka key of a coincidence record:
+    ``event_id|region_version|external_event_id|external_region_version``."""
+    return (f"{record['event_id']}|{record['region_version']}|{record['external_event_id']}"
+            f"|{record['external_region_version']}")
 
 
 @dataclass
@@ -165,6 +187,7 @@ class CounterpartProducer:
         self.topics = Topics(config.topic_prefix)
         self.counterpart_schema = sch.load("counterpart", config.counterpart_schema_version)
         self.retraction_schema = sch.load("retraction", config.retraction_schema_version)
+        self.coincidence_schema = sch.load("coincidence", 1)
         self._producer = Producer({
             **config.kafka,
             "enable.idempotence": True,
@@ -230,13 +253,39 @@ class CounterpartProducer:
         """Validate and send retraction records (see :meth:`publish`)."""
         return self._publish(records, "retraction", wait, timeout)
 
+    def publish_coincidences(self, records: Iterable[Mapping[str, Any]], *, wait: bool = True,
+                             timeout: float | None = None) -> PublishReport:
+        """Validate and send notice × notice coincidence records (see :meth:`publish`)."""
+        return self._publish(records, "coincidence", wait, timeout)
+
+    def publish_gcn(self, messages: Iterable[tuple[str, str, bytes]], *, wait: bool = True,
+                    timeout: float | None = None) -> PublishReport:
+        """Send GCN-style JSON messages ``(role, key, value)`` (already validated by
+        :func:`publishers.gcn_json.encode`) to ``gcn.counterparts``, header ``schema``
+        naming our JSON schema file."""
+        if self._fatal is not None:
+            raise PublishError(f"producer stopped after a fatal error: {self._fatal}")
+        if not self._topics_ready:
+            self.ensure_topics()
+        header: list[tuple[str, str | bytes | None]] = [(sch.HEADER, GCN_SCHEMA_HEADER)]
+        report = PublishReport()
+        for role, key, value in messages:
+            topic = self.topics.gcn_counterparts(role)
+            self._produce(topic, key, value, header, report)
+            report.sent += 1
+            report.topics[topic] = report.topics.get(topic, 0) + 1
+        if wait:
+            self.flush(self.config.delivery_timeout_ms / 1000 if timeout is None else timeout)
+        return report
+
     def _publish(self, records: Iterable[Mapping[str, Any]], kind: str, wait: bool,
                  timeout: float | None) -> PublishReport:
         if self._fatal is not None:
             raise PublishError(f"producer stopped after a fatal error: {self._fatal}")
         if not self._topics_ready:
             self.ensure_topics()
-        schema = self.counterpart_schema if kind == "counterpart" else self.retraction_schema
+        schema = {"counterpart": self.counterpart_schema, "retraction": self.retraction_schema,
+                  "coincidence": self.coincidence_schema}[kind]
         header: list[tuple[str, str | bytes | None]] = [(sch.HEADER, schema.name.encode())]
         report = PublishReport()
         for i, raw in enumerate(records):
@@ -244,13 +293,16 @@ class CounterpartProducer:
                 record = rec.validate({**self.config.provenance, **raw}
                                       if isinstance(raw, Mapping) else raw, schema)
             except rec.InvalidRecord as exc:
-                key = rec.key_or_none(raw, kind)
+                key = rec.key_or_none(raw, kind) if kind != "coincidence" else None
                 report.refused.append(rec.Refusal(key, f"record #{i}: {exc}"))
                 log.warning("refused %s record %s: %s", kind, key, exc)
                 continue
             if kind == "counterpart":
                 key = rec.counterpart_key(record)
                 topic = self.topics.counterparts(record["messenger"], record["role"])
+            elif kind == "coincidence":
+                key = coincidence_key(record)
+                topic = self.topics.coincidences(record["role"])
             else:
                 key = rec.retraction_key(record)
                 topic = self.topics.retractions(record["role"])

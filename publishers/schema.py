@@ -39,7 +39,7 @@ from mm_broker.core.errors import UnknownRecordSchema as UnknownSchema
 HEADER = "schema"
 
 #: Kinds of record we publish, one schema file series each.
-KINDS = ("counterpart", "retraction")
+KINDS = ("counterpart", "retraction", "coincidence")
 
 _FILE_RE = re.compile(r"^(?P<kind>[a-z]+)-v(?P<version>[1-9][0-9]*)\.avsc$")
 _NAME_RE = re.compile(r"^mm_broker\.(?P<kind>[a-z]+)/(?P<version>[1-9][0-9]*)$")

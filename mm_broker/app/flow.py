@@ -14,7 +14,12 @@ notice issue times and alert times) hand the engine's output to one
    topic, sent only if missing. Nothing is lost, nothing doubles, across restarts
    and replays;
 4. remembers the VOEvents it broadcast (``voevents``), so that their numbering and
-   the citations of a retraction survive restarts.
+   the citations of a retraction survive restarts;
+5. publishes every counterpart record it sends to Kafka also as a GCN-style JSON
+   message (``mm.gcn.counterparts``, :mod:`publishers.gcn_json`), under the same key,
+   so the outbox that guards the Avro record guards it too;
+6. publishes notice × notice coincidences (:meth:`CounterpartFlow.coincide`,
+   ``mm.coincidences``) through their own outbox table.
 
 A retraction always publishes one retraction record (and one retraction VOEvent),
 whether or not the event had candidates; its candidates are withdrawn first.
@@ -28,13 +33,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import jsonschema
 from sqlalchemy import Engine
 
 from coincidence.association import Association
 from mm_broker.app import outbox
 from mm_broker.app.records import counterpart_record
 from mm_broker.core.errors import DeliveryError
+from publishers import gcn_json
 from publishers.consume import TopicNotFound, read
+from publishers.kafka import coincidence_key
 from publishers.publish import PublicationReport, Publisher
 from publishers.records import counterpart_key, retraction_key
 
@@ -83,10 +91,13 @@ class CounterpartFlow:
         self.context: dict[tuple[str, int], VersionContext] = {}
         self.records: list[dict[str, Any]] = []
         self.retractions: list[dict[str, Any]] = []
+        self.coincidences: list[dict[str, Any]] = []
         self.counts: dict[str, int] = {"records": 0, "new_records": 0, "voevents": 0,
                                        "voevents_broadcast": 0, "kafka_sent": 0,
                                        "records_refused": 0, "retractions": 0,
-                                       "new_retractions": 0}
+                                       "new_retractions": 0, "coincidences": 0,
+                                       "new_coincidences": 0, "gcn_sent": 0,
+                                       "gcn_refused": 0}
         self._backlog: list[dict[str, Any]] = []
         if network is not None and store is not None:
             for event_id, region_version, ivorn in outbox.issued_voevents(store):
@@ -153,10 +164,69 @@ class CounterpartFlow:
         report = self.network.counterparts(fresh, authored=at, wait=True)
         self._account(report)
         _check(report, "counterparts")
+        self._send_gcn(fresh, at)
         if self.store is not None:
             outbox.mark_counterparts(self.store, [outbox.key(r) for r in fresh])
         self.counts["new_records"] += len(fresh)
         return len(fresh)
+
+    def _send_gcn(self, recs: list[dict[str, Any]], at: datetime) -> None:
+        """The GCN-style JSON twins of counterpart records just sent to Kafka."""
+        producer = self.network.producer if self.network is not None else None
+        if producer is None or not recs:
+            return
+        messages = []
+        for r in recs:
+            try:
+                messages.append(gcn_json.encode(r, at))
+            except (jsonschema.ValidationError, KeyError, TypeError, ValueError) as exc:
+                self.counts["gcn_refused"] += 1
+                log.warning("no GCN-style message for %s: %s", counterpart_key(r),
+                            str(exc).splitlines()[0])
+        report = producer.publish_gcn(messages, wait=True)
+        if report.failed or report.pending:
+            raise DeliveryError(f"{len(report.failed)} GCN-style messages not delivered, "
+                                f"{report.pending} unconfirmed")
+        self.counts["gcn_sent"] += report.sent
+
+    # ------------------------------------------------------------------ coincidences
+
+    def coincide(self, records: Sequence[Mapping[str, Any]], at: datetime) -> int:
+        """Publish notice × notice coincidence records (candidates and withdrawals) on
+        ``mm.coincidences``, once with an outbox.
+
+        Returns
+        -------
+        int
+            How many were new to the network.
+        """
+        recs = [{**self._coinc_provenance(), **r} for r in records]
+        if self.keep:
+            self.coincidences.extend(recs)
+        self.counts["coincidences"] += len(recs)
+        if self.network is None or self.network.producer is None or not recs:
+            return 0
+        fresh = recs if self.store is None else outbox.insert_coincidences(self.store, recs)
+        if not fresh:
+            return 0
+        self._send_coincidences(fresh)
+        return len(fresh)
+
+    def _coinc_provenance(self) -> dict[str, Any]:
+        return {k: self.provenance[k] for k in ("mm_broker_version", "config_hash")
+                if k in self.provenance}
+
+    def _send_coincidences(self, recs: list[dict[str, Any]]) -> None:
+        assert self.network is not None and self.network.producer is not None
+        report = self.network.producer.publish_coincidences(recs, wait=True)
+        if report.refused:
+            log.error("coincidence records refused: %s", report.refused)
+        if report.failed or report.pending:
+            raise DeliveryError(f"{len(report.failed)} coincidences not delivered, "
+                                f"{report.pending} unconfirmed")
+        if self.store is not None:
+            outbox.mark_coincidences(self.store, [outbox.coincidence_key(r) for r in recs])
+        self.counts["new_coincidences"] += len(recs)
 
     def _account(self, report: PublicationReport) -> None:
         self.counts["kafka_sent"] += report.kafka.sent if report.kafka else 0
@@ -238,9 +308,21 @@ class CounterpartFlow:
                                                    wait=True)
                 self._account(report)
                 _check(report, "counterparts")
+                self._send_gcn(missing, datetime.now(UTC))
             outbox.mark_counterparts(self.store, [outbox.key(r) for r in recs])
             done = {"pending": len(recs), "found": len(recs) - len(missing),
                     "republished": len(missing)}
+        coincs = outbox.pending_coincidences(self.store)
+        if coincs and self.network.producer is not None:
+            # the rows hold no creation time of their own here: look back a day
+            present = find(coincs, datetime.now(UTC) - timedelta(days=1))
+            missing = [r for r in coincs if coincidence_key(r) not in present]
+            if missing:
+                self._send_coincidences(missing)
+            outbox.mark_coincidences(self.store, [outbox.coincidence_key(r) for r in coincs])
+            done["pending"] += len(coincs)
+            done["found"] += len(coincs) - len(missing)
+            done["republished"] += len(missing)
         for record, created in outbox.pending_retractions(self.store):
             present = find([record], created - timedelta(minutes=5))
             done["pending"] += 1
@@ -263,6 +345,7 @@ class CounterpartFlow:
                 if k.startswith(("security.", "sasl.", "ssl.", "log"))}  # log: librdkafka's
         bootstrap = str(producer.config.kafka["bootstrap.servers"])
         topics = {producer.topics.retractions(r["role"]) if "withdrawn_alert_ids" in r
+                  else producer.topics.coincidences(r["role"]) if "external_event_id" in r
                   else producer.topics.counterparts(r["messenger"], r["role"])
                   for r in records}
         keys: set[str] = set()

@@ -7,7 +7,9 @@ done and publish nothing twice:
 * ``associations``, keyed ``(event_id, region_version, alert_id, status)``;
 * ``retractions``, one row per retracted event;
 * ``voevents``, every VOEvent we broadcast, by IVORN (the numbering of our VOEvents
-  and the VOEvents a retraction cites survive restarts).
+  and the VOEvents a retraction cites survive restarts);
+* ``coincidences``, keyed ``(event_id, region_version, external_event_id,
+  external_region_version, status)``.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 from sqlalchemy import Engine, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from mm_broker.core.db.schema import associations, retractions, voevents
+from mm_broker.core.db.schema import associations, coincidences, retractions, voevents
 
 #: Key of a counterpart row: ``(event_id, region_version, alert_id, status)``.
 Key = tuple[str, int, str, str]
@@ -146,3 +148,60 @@ def issued_voevents(db: Engine) -> list[tuple[str, int | None, str]]:
                                    voevents.c.ivorn)
                             .order_by(voevents.c.created_at, voevents.c.ivorn)).all()
     return [(r.event_id, r.region_version, r.ivorn) for r in rows]
+
+
+# ---------------------------------------------------------------------- coincidences
+
+#: Key of a coincidence row.
+CoincidenceKey = tuple[str, int, str, int, str]
+
+
+def coincidence_key(record: Mapping[str, Any]) -> CoincidenceKey:
+    """The outbox key of a coincidence record."""
+    return (str(record["event_id"]), int(record["region_version"]),
+            str(record["external_event_id"]), int(record["external_region_version"]),
+            str(record["status"]))
+
+
+def insert_coincidences(db: Engine, records: Sequence[Mapping[str, Any]]
+                        ) -> list[dict[str, Any]]:
+    """Insert the coincidence records not stored before; return those (in order)."""
+    if not records:
+        return []
+    now = datetime.now(UTC)
+    by_key = {coincidence_key(r): dict(r) for r in records}
+    inserted: set[CoincidenceKey] = set()
+    with db.begin() as conn:
+        rows = conn.execute(
+            pg_insert(coincidences).values([
+                {"event_id": k[0], "region_version": k[1], "external_event_id": k[2],
+                 "external_region_version": k[3], "status": k[4], "created_at": now,
+                 "record": _jsonb(r)} for k, r in by_key.items()])
+            .on_conflict_do_nothing(constraint="uq_coincidences_key")
+            .returning(coincidences.c.event_id, coincidences.c.region_version,
+                       coincidences.c.external_event_id,
+                       coincidences.c.external_region_version, coincidences.c.status)).all()
+        inserted.update((r[0], int(r[1]), r[2], int(r[3]), r[4]) for r in rows)
+    return [by_key[k] for k in by_key if k in inserted]
+
+
+def mark_coincidences(db: Engine, keys: Sequence[CoincidenceKey]) -> None:
+    """Mark coincidence rows as delivered."""
+    if not keys:
+        return
+    now = datetime.now(UTC)
+    c = coincidences.c
+    with db.begin() as conn:
+        conn.execute(update(coincidences)
+                     .where(tuple_(c.event_id, c.region_version, c.external_event_id,
+                                   c.external_region_version, c.status).in_(list(keys)))
+                     .values(published_at=now))
+
+
+def pending_coincidences(db: Engine) -> list[dict[str, Any]]:
+    """Coincidence rows inserted but not confirmed delivered, oldest first."""
+    with db.connect() as conn:
+        rows = conn.execute(select(coincidences.c.record)
+                            .where(coincidences.c.published_at.is_(None))
+                            .order_by(coincidences.c.id)).all()
+    return [dict(r.record) for r in rows]

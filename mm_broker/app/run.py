@@ -53,6 +53,7 @@ from mm_broker.app.alert_frame import (
     engine_frame,
     windows_from_settings,
 )
+from mm_broker.app.coincidences import NoticeCoincidences, side_from_row
 from mm_broker.app.flow import CounterpartFlow, VersionContext
 from mm_broker.app.provenance import rule_versions
 from mm_broker.app.records import retraction_record
@@ -85,6 +86,8 @@ class RegionSync:
     retracted: set[str] = field(default_factory=set)
     signature: tuple[Any, ...] | None = None
     pending: list[Association] = field(default_factory=list)
+    #: Notice × notice coincidences of each version applied (None: not searched).
+    coinc: NoticeCoincidences | None = None
 
     def sync(self) -> list[Association]:
         """Apply new region versions and retractions; return what the engine emitted
@@ -110,9 +113,12 @@ class RegionSync:
                     meta = EventMeta(eid, Messenger(row.messenger), row.mission,
                                      row.instrument, row.trigger_time,
                                      int(row.notice_version), Role(row.role))
-                    emitted += self.engine.add_region(meta, version,
-                                                      repository.load_region(conn, row))
+                    region = repository.load_region(conn, row)
+                    emitted += self.engine.add_region(meta, version, region)
                     self.applied[eid] = version
+                    if self.coinc is not None:  # notice × notice pairs of this version
+                        self.coinc.on_version(side_from_row(conn, row, region),
+                                              datetime.now(UTC))
             self.signature = sig
         except Exception:
             self.pending = emitted
@@ -142,6 +148,8 @@ class RegionSync:
             notice_ivorn=notice.ivorn if notice else None,
             provenance=self.flow.provenance), now)
         self.retracted.add(eid)
+        if self.coinc is not None:
+            self.coinc.on_retraction(eid, now)
 
 
 class _Supervised:
@@ -185,7 +193,8 @@ class _Service:
         self.engine = CoincidenceEngine(store=store, windows=windows_from_settings(settings))
         self.flow = CounterpartFlow(provenance.record_fields(), store=self.db,
                                     network=Publisher.from_settings(settings))
-        self.sync = RegionSync(self.db, self.engine, self.flow)
+        self.sync = RegionSync(self.db, self.engine, self.flow,
+                               coinc=NoticeCoincidences(settings, self.flow))
         self.keys = catalogue_keys
         self.lock = threading.Lock()  # the engine is used by the batches and the watcher
         # Records a crash (or a failed delivery) left between insert and confirmed

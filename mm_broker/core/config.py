@@ -154,6 +154,12 @@ class Settings:
         return sec.build(sec.CoincidenceSettings, "coincidence", self.tree["coincidence"])
 
     @cached_property
+    def coincidence_notices(self) -> sec.NoticeCoincidenceSettings:
+        """``[coincidence_notices]``."""
+        return sec.build(sec.NoticeCoincidenceSettings, "coincidence_notices",
+                         self.tree["coincidence_notices"])
+
+    @cached_property
     def publish(self) -> sec.PublishSettings:
         """``[publish]``."""
         return sec.build(sec.PublishSettings, "publish", self.tree["publish"])

@@ -193,6 +193,49 @@ class CoincidenceSettings:
 
 
 @dataclass(frozen=True)
+class NoticeCoincidenceSettings:
+    """``[coincidence_notices]``: notice × notice coincidences, pairs, windows, rates."""
+
+    enabled: bool
+    pairs: tuple[str, ...]
+    sky_samples: int
+    window_lo_s: Mapping[str, float]
+    window_hi_s: Mapping[str, float]
+    method: Mapping[str, str]
+    rate_per_yr: Mapping[str, float]
+    far_threshold_hz: Mapping[str, float]
+
+    def __post_init__(self) -> None:
+        where = "coincidence_notices"
+        _positive(where, sky_samples=self.sky_samples,
+                  **{f"rate_per_yr.{k}": float(v) for k, v in self.rate_per_yr.items()},
+                  **{f"far_threshold_hz.{k}": float(v)
+                     for k, v in self.far_threshold_hz.items()})
+        for pair in self.pairs:
+            ref, sep, other = pair.partition("-")
+            if not sep or not ref or not other:
+                raise ConfigError(f"setting {where}.pairs: {pair!r} is not 'REFERENCE-OTHER'")
+            for table in ("window_lo_s", "window_hi_s", "method"):
+                if pair not in getattr(self, table):
+                    raise ConfigError(f"setting {where}.{table} has no entry for pair {pair!r}")
+            if not self.window_lo_s[pair] < self.window_hi_s[pair]:
+                raise ConfigError(f"settings {where}.window_lo_s/window_hi_s of {pair!r}: "
+                                  "the window must start before it ends")
+            if self.method[pair] not in ("untargeted", "targeted"):
+                raise ConfigError(f"setting {where}.method.{pair} = {self.method[pair]!r} "
+                                  "is not 'untargeted' or 'targeted'")
+            for stream in (ref, other):
+                if stream not in self.rate_per_yr:
+                    raise ConfigError(f"setting {where}.rate_per_yr has no entry for stream "
+                                      f"{stream!r} (pair {pair!r})")
+            if self.method[pair] == "targeted":
+                for stream in (ref, other):
+                    if stream not in self.far_threshold_hz:
+                        raise ConfigError(f"setting {where}.far_threshold_hz has no entry "
+                                          f"for stream {stream!r} (targeted pair {pair!r})")
+
+
+@dataclass(frozen=True)
 class PublishSettings:
     """``[publish]``: outbound topics and VOEvents."""
 
@@ -273,6 +316,7 @@ SECTIONS: dict[str, type] = {
     "postgres": PostgresSettings, "kafka": KafkaSettings, "spark": SparkSettings,
     "comet": CometSettings, "gcn": GcnSettings, "listen": ListenSettings,
     "skymaps": SkymapSettings, "coincidence": CoincidenceSettings,
+    "coincidence_notices": NoticeCoincidenceSettings,
     "publish": PublishSettings, "alerts": AlertSettings, "serve": ServeSettings,
 }
 

@@ -12,6 +12,7 @@ from typing import Any
 
 import fastavro
 import pytest
+from pub_coincidence import coincidence_sample
 from pub_records import record
 
 import publishers.consume
@@ -106,6 +107,8 @@ def test_unknown_names_are_refused() -> None:
 
 
 def _sample(kind: str) -> dict[str, Any]:
+    if kind == "coincidence":
+        return coincidence_sample()
     if kind == "counterpart":
         return record(significance={"far_hz": 1e-9, "n": 3, "significant": True,
                                     "classification": "BNS"},

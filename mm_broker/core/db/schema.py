@@ -15,6 +15,7 @@ The tables are created and changed only by the Alembic migrations in
 * ``associations`` — what the streaming service published, keyed so nothing doubles.
 * ``retractions`` — one retraction record per retracted event, the same outbox.
 * ``voevents`` — every VOEvent we broadcast (numbering, citations, the portal).
+* ``coincidences`` — the notice × notice coincidences published, the same outbox.
 """
 
 from __future__ import annotations
@@ -109,6 +110,8 @@ regions = Table(
     Column("center_dec", Float, nullable=True),
     Column("radius90_deg", Float, nullable=True),
     Column("sigma_deg", Float, nullable=True),
+    Column("radial_model", JSONB, nullable=False, server_default="{}",
+           comment="circles: the radial law of levels and densities (skymaps.radial)"),
     Column("distance", JSONB, nullable=False, server_default="{}"),
     Column("status", String(16), nullable=False, comment="active | superseded | withdrawn"),
     Column("created_at", DateTime(timezone=True), nullable=False),
@@ -175,4 +178,21 @@ voevents = Table(
     Column("sent_at", DateTime(timezone=True), nullable=True,
            comment="Comet acknowledged it; NULL: stored, broadcast not confirmed"),
     Index("ix_voevents_event", "event_id", "created_at"),
+)
+
+coincidences = Table(
+    "coincidences", metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("event_id", Text, nullable=False),
+    Column("region_version", Integer, nullable=False),
+    Column("external_event_id", Text, nullable=False),
+    Column("external_region_version", Integer, nullable=False),
+    Column("status", String(16), nullable=False, comment="candidate | withdrawn"),
+    Column("record", JSONB, nullable=False, comment="the published coincidence record"),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("published_at", DateTime(timezone=True), nullable=True,
+           comment="Kafka confirmed delivery; NULL: inserted, publication not confirmed"),
+    UniqueConstraint("event_id", "region_version", "external_event_id",
+                     "external_region_version", "status", name="uq_coincidences_key"),
+    Index("ix_coincidences_events", "event_id", "external_event_id"),
 )
