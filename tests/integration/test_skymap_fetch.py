@@ -30,7 +30,7 @@ from mm_broker.core import config
 from mm_broker.core.db.migrate import engine_for
 from mm_broker.core.db.schema import raw_journal
 from mm_broker.core.errors import SkymapFetchError
-from mm_broker.core.models import Circle, SkyMap
+from mm_broker.core.models import Circle, Notice, Region, SkyMap
 
 GW_MAP = "gw/MS220722v_bayestar.multiorder.fits"
 GBM_MAP = "grb/GRB180116A_glg_healpix_all_bn180116026.fit"
@@ -246,8 +246,11 @@ def test_circle_falls_back_when_the_map_is_unusable(data_dir: Path) -> None:
     def not_a_map(url: str) -> tuple[bytes, str]:
         return b"SIMPLE  =                    T" + b" " * 2850, "test"
 
-    kept, region, note = with_official_map(
-        notice, not_a_map, lambda n: skymaps.region_for(n.localisation))
+    def region_of(n: Notice) -> Region:
+        assert n.localisation is not None
+        return skymaps.region_for(n.localisation)
+
+    kept, region, note = with_official_map(notice, not_a_map, region_of)
     assert kept is notice and region is not None and region.kind == "circle"
     assert note is not None and "fallback to the notice's circle" in note
 
