@@ -24,6 +24,14 @@ from typing import Any
 from coincidence.times import iso_utc
 from mm_broker.core.models import Messenger, Role
 
+#: The GW distance fields of the record (:mod:`coincidence.distance_figures`).
+DISTANCE_RECORD_FIELDS = (
+    "dist_mean_mpc", "dist_std_mpc", "dist_median_mpc", "dist_lo_mpc", "dist_hi_mpc",
+    "prob_density_vol_mpc3", "host_name", "host_catalogue", "host_distance_mpc",
+    "host_distance_err_mpc", "host_offset_arcsec", "host_offset_kpc",
+    "host_distance_p_value", "galaxy_prob",
+)
+
 
 class Status(enum.StrEnum):
     """State of an association."""
@@ -87,6 +95,26 @@ class Association:
         T, length of the time window, days.
     quality : bool
         The alert's quality flag from ``fink_core`` (True: passes the quality cuts).
+    dist_mean_mpc, dist_std_mpc : float or None
+        GW maps with a distance ansatz: mean and standard deviation of the luminosity
+        distance posterior along the alert's line of sight, Mpc
+        (:mod:`coincidence.distance_figures`, as every field below).
+    dist_median_mpc, dist_lo_mpc, dist_hi_mpc : float or None
+        Its median and 5 % / 95 % quantiles (the 90 % interval), Mpc.
+    prob_density_vol_mpc3 : float or None
+        3D posterior density ``dP/dV`` at the host galaxy (position and distance),
+        Mpc**-3 (Singer et al. 2016).
+    host_name, host_catalogue : str or None
+        The most probable catalogued host near the alert, and its catalogue file.
+    host_distance_mpc, host_distance_err_mpc : float or None
+        Its luminosity distance and 1-sigma error, Mpc.
+    host_offset_arcsec, host_offset_kpc : float or None
+        Offset of the alert from the host, angular and projected.
+    host_distance_p_value : float or None
+        Two-sided consistency of the host's distance with the posterior.
+    galaxy_prob : float or None
+        Share of the region's galaxy-weighted probability held by the galaxies near
+        the alert (0: none near; None: no catalogue or no distance ansatz).
     """
 
     event_id: str
@@ -117,6 +145,20 @@ class Association:
     region_area_deg2: float
     window_days: float
     quality: bool = True
+    dist_mean_mpc: float | None = None
+    dist_std_mpc: float | None = None
+    dist_median_mpc: float | None = None
+    dist_lo_mpc: float | None = None
+    dist_hi_mpc: float | None = None
+    prob_density_vol_mpc3: float | None = None
+    host_name: str | None = None
+    host_catalogue: str | None = None
+    host_distance_mpc: float | None = None
+    host_distance_err_mpc: float | None = None
+    host_offset_arcsec: float | None = None
+    host_offset_kpc: float | None = None
+    host_distance_p_value: float | None = None
+    galaxy_prob: float | None = None
 
     @property
     def key(self) -> tuple[str, int, str]:
@@ -167,4 +209,5 @@ class Association:
             "region_area_deg2": self.region_area_deg2,
             "window_days": self.window_days,
             "quality": self.quality,
+            **{name: getattr(self, name) for name in DISTANCE_RECORD_FIELDS},
         }

@@ -58,6 +58,7 @@ import pandas as pd
 
 from coincidence.alerts import AlertBatch, AlertStore, InMemoryAlertStore
 from coincidence.association import Association, Status
+from coincidence.distance_figures import HostSearch
 from coincidence.index import ActiveRegions, RegionEntry
 from coincidence.pchance import RateEstimate, RateSource, TransientRate
 from coincidence.rank import rank_candidates
@@ -92,6 +93,10 @@ class CoincidenceEngine:
         measured from the alerts the engine processes).
     table_order : int
         Order of the acceleration table of :class:`ActiveRegions`.
+    hosts : HostSearch, optional
+        Galaxy catalogue for the host figures of GW candidates
+        (:mod:`coincidence.distance_figures`); without it, GW maps with a distance
+        ansatz still give the line-of-sight distance figures.
     """
 
     def __init__(
@@ -101,7 +106,9 @@ class CoincidenceEngine:
         store: AlertStore | None = None,
         rate: RateSource | None = None,
         table_order: int = 8,
+        hosts: HostSearch | None = None,
     ) -> None:
+        self._hosts = hosts
         self._store: AlertStore = InMemoryAlertStore() if store is None else store
         self._rate: RateSource = TransientRate() if rate is None else rate
         self._windows = windows
@@ -294,7 +301,7 @@ class CoincidenceEngine:
     ) -> ActiveVersion:
         """Validate and prepare a region version (raises before any state changes)."""
         win = window_for(meta.messenger, self._windows) if window is None else window
-        return prepare(meta, region_version, region, win)
+        return prepare(meta, region_version, region, win, self._hosts)
 
     def _active_index(self) -> tuple[ActiveRegions, list[ActiveVersion]]:
         if self._index is None:

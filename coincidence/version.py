@@ -2,12 +2,22 @@
 
 :func:`prepare` checks a region version and prepares it once: its time window in
 nanoseconds and its probability model. The model is the geometry package's
-(:mod:`skymaps.lookup`: the Fisher distribution of :mod:`skymaps.fisher` for circles,
-the tiles' values for maps, ellipses and boxes); :mod:`coincidence` has no model of its
-own. :func:`associations` turns alerts that matched the version into
+(:mod:`skymaps.lookup`: the circle's radial law of :mod:`skymaps.radial` - Fisher,
+the Fermi GBM core + tail mixture, IceCube's King profile - and the tiles' values for
+maps, ellipses and boxes); :mod:`coincidence` has no model of its own.
+:func:`associations` turns alerts that matched the version into
 :class:`~coincidence.association.Association` records with their figures: separation
 (circles), credible level, probability density (not for circles), searched area and
 chance probability (:mod:`coincidence.pchance`).
+
+The alert's own position error
+------------------------------
+Each alert's position error is folded into a circle's law before its level, density
+and searched area are taken (:mod:`skymaps.lookup`): this matters for arcsecond
+circles (Swift XRT, UVOT, Einstein Probe FXT). Alerts carry no error of their own in
+the columns the engine reads, so the error is the documented default of the alert's
+survey, :data:`ALERT_POSITION_ERROR_ARCSEC` (1-sigma per axis), or
+:data:`DEFAULT_ALERT_POSITION_ERROR_ARCSEC` for a survey not listed.
 
 Outside the model
 -----------------
@@ -27,14 +37,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
+import numpy.typing as npt
 
 from coincidence.alerts import AlertBatch
 from coincidence.association import Association, Status
+from coincidence.distance_figures import (
+    DistanceModel,
+    HostSearch,
+    distance_figures,
+    prepare_distance,
+)
 from coincidence.index import checked_ranges
 from coincidence.pchance import RateEstimate, elapsed_days, p_chance
 from coincidence.rules import Window
 from coincidence.times import NS_PER_S, from_ns, to_ns
-from mm_broker.core.models import Messenger, Notice, Region, Role
+from mm_broker.core.models import Messenger, Notice, Region, Role, Significance
 from skymaps.lookup import (
     AreaFn,
     level_density_at,
@@ -43,7 +60,44 @@ from skymaps.lookup import (
     with_sorted_tiles,
 )
 
-__all__ = ["ActiveVersion", "EventMeta", "associations", "prepare"]
+__all__ = [
+    "ALERT_POSITION_ERROR_ARCSEC",
+    "DEFAULT_ALERT_POSITION_ERROR_ARCSEC",
+    "ActiveVersion",
+    "EventMeta",
+    "alert_position_error_deg",
+    "associations",
+    "prepare",
+]
+
+#: Position error of one alert (1-sigma per axis, arcsec) by survey (upper case).
+#: ZTF: 0.2" - the difference-image PSF-fit positions of faint transients scatter by
+#: 0.1-0.3" (ZTF's absolute astrometry, 45-85 mas rms per axis for bright stars,
+#: Masci et al. 2019, PASP 131, 018003, is a lower bound). LSST: 0.1" - DIASource
+#: positions near the detection limit (the bright-star requirement is 10-50 mas,
+#: LSST Science Requirements Document, LPM-17).
+ALERT_POSITION_ERROR_ARCSEC: dict[str, float] = {"ZTF": 0.2, "LSST": 0.1}
+
+#: Position error (1-sigma per axis, arcsec) of an alert from a survey not listed in
+#: :data:`ALERT_POSITION_ERROR_ARCSEC`: the upper end of survey alerts' errors.
+DEFAULT_ALERT_POSITION_ERROR_ARCSEC = 1.0
+
+
+def alert_position_error_deg(alerts: AlertBatch) -> npt.NDArray[np.float64]:
+    """Position error of each alert (1-sigma per axis, degrees), from its survey.
+
+    Examples
+    --------
+    >>> batch = AlertBatch.from_arrays(alert_id=["1", "2"], object_id=["a", "b"],
+    ...     survey=["ZTF", "Other"], ra=[0.0, 0.0], dec=[0.0, 0.0],
+    ...     time_ns=[0, 0], first_ns=[0, 0])
+    >>> (alert_position_error_deg(batch) * 3600).round(6).tolist()
+    [0.2, 1.0]
+    """
+    arcsec = [ALERT_POSITION_ERROR_ARCSEC.get(str(s).upper(),
+                                              DEFAULT_ALERT_POSITION_ERROR_ARCSEC)
+              for s in alerts.survey]
+    return np.asarray(arcsec, dtype=np.float64) / 3600.0
 
 
 @dataclass(frozen=True)
@@ -61,6 +115,9 @@ class EventMeta:
         Version of the notice that gave the region.
     role : Role
         ``test`` (and ``utility``) events are flagged in every association.
+    significance : Significance
+        FAR, p_astro, HasNS, ... of the notice (:class:`mm_broker.core.models.Significance`),
+        for the rules that weigh candidates by the event's significance.
     """
 
     event_id: str
@@ -70,6 +127,7 @@ class EventMeta:
     trigger_time: datetime
     notice_version: int
     role: Role = Role.OBSERVATION
+    significance: Significance = field(default_factory=Significance)
 
     @classmethod
     def from_notice(cls, notice: Notice) -> EventMeta:
@@ -82,6 +140,7 @@ class EventMeta:
             trigger_time=notice.trigger_time,
             notice_version=notice.version,
             role=notice.role,
+            significance=Significance.from_mapping(notice.significance),
         )
 
 
@@ -103,6 +162,8 @@ class ActiveVersion:
         Trigger time and the closed window ``[opens_ns, closes_ns]``, ns.
     candidates : dict of str to Association
         Current candidates of this version, by ``alert_id`` (kept by the engine).
+    distance : DistanceModel or None
+        The GW distance ansatz and its galaxies (maps with distance layers only).
     """
 
     meta: EventMeta
@@ -114,10 +175,15 @@ class ActiveVersion:
     opens_ns: int
     closes_ns: int
     candidates: dict[str, Association] = field(default_factory=dict)
+    distance: DistanceModel | None = None
 
 
-def prepare(meta: EventMeta, region_version: int, region: Region, window: Window) -> ActiveVersion:
+def prepare(meta: EventMeta, region_version: int, region: Region, window: Window,
+            hosts: HostSearch | None = None) -> ActiveVersion:
     """Check and prepare a region version (raises before anything is kept).
+
+    ``hosts``: the galaxy catalogue for the distance figures of GW maps
+    (:mod:`coincidence.distance_figures`).
 
     Raises
     ------
@@ -152,6 +218,7 @@ def prepare(meta: EventMeta, region_version: int, region: Region, window: Window
         t0_ns=t0,
         opens_ns=window.opens_ns(t0),
         closes_ns=window.closes_ns(t0),
+        distance=prepare_distance(region, hosts),
     )
 
 
@@ -177,10 +244,12 @@ def associations(
     if len(alerts) == 0:
         return []
     region = version.region
-    level, density, described = level_density_at(region, alerts.ra, alerts.dec)
+    errors = alert_position_error_deg(alerts)
+    level, density, described = level_density_at(region, alerts.ra, alerts.dec,
+                                                  position_error_deg=errors)
     level = np.where(described, level, np.nan)
     density = np.where(described, density, np.nan)
-    searched = version.areas(level)
+    searched = version.areas(level, errors)
     elapsed = elapsed_days(alerts.time_ns, version.opens_ns)
     window_days = version.window.duration_days
     p = np.full(len(alerts), np.nan)
@@ -197,6 +266,8 @@ def associations(
               and region.center_dec is not None)
     sep = separation_deg(region, alerts.ra, alerts.dec) if circle else None
     meta = version.meta
+    figures = (distance_figures(version.distance, alerts.ra, alerts.dec)
+               if version.distance is not None else [{}] * len(alerts))
     out: list[Association] = []
     for i in range(len(alerts)):
         sep_i = None if sep is None else float(sep[i])
@@ -231,6 +302,7 @@ def associations(
                 region_area_deg2=float(region.area_deg2),
                 window_days=window_days,
                 quality=bool(alerts.quality[i]),
+                **figures[i],
             )
         )
     return out

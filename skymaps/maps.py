@@ -6,7 +6,15 @@ Accepted maps, all read by :func:`ligo.skymap.io.fits.read_sky_map` from memory
 * multi-order maps (``ORDERING = NUNIQ``: ``UNIQ``, ``PROBDENSITY`` per steradian,
   optional ``DISTMU``/``DISTSIGMA``/``DISTNORM``), as LVK distributes them;
 * flat ``NESTED`` or ``RING`` maps with ``PROB`` per pixel (``PROBABILITY`` in the
-  Fermi GBM and IPN maps; ligo.skymap renames it) or ``PROBDENSITY``.
+  Fermi GBM and IPN maps; ligo.skymap renames it) or ``PROBDENSITY``, with the same
+  optional distance columns.
+
+Distance layers
+---------------
+When the map has ``DISTMU``, ``DISTSIGMA`` and ``DISTNORM`` (3D GW maps), the tiles
+keep them: ``Region.distance_layers`` (:class:`mm_broker.core.models.DistanceLayers`,
+one entry per tile, same ranges). Non-finite ``DISTSIGMA``/``DISTNORM`` are kept as
+ligo.skymap's "no distance" cell (``mu = inf``, ``sigma = 1``, ``norm = 0``).
 
 The region
 ----------
@@ -53,7 +61,7 @@ from astropy.utils.exceptions import AstropyUserWarning
 from ligo.skymap.io.fits import read_sky_map
 
 from mm_broker.core.errors import BadSkyMap
-from mm_broker.core.models import Region
+from mm_broker.core.models import DistanceLayers, Region
 from skymaps.coords import validate_containment
 from skymaps.ranges import NPIX29, area_deg2, cells_to_ranges, normalise, uniq_to_ranges
 
@@ -63,6 +71,7 @@ _DEG2_PER_SR = (180.0 / math.pi) ** 2
 _GZIP_MAGIC = b"\x1f\x8b"
 _FITS_MAGIC = b"SIMPLE  ="
 _PROB_COLUMNS = ("PROB", "PROBABILITY", "PROBDENSITY")
+_DIST_COLUMNS = ("DISTMU", "DISTSIGMA", "DISTNORM")
 # Exceptions that astropy and ligo.skymap raise on malformed FITS content
 # (AssertionError: astropy's own check of a column name: not a string, or too long).
 _READ_ERRORS = (OSError, ValueError, KeyError, TypeError, IndexError, OverflowError,
@@ -167,6 +176,8 @@ class _Cells:
     description: str
     cell_ranges: npt.NDArray[np.int64] | None = None
     flat_order: int = 0
+    #: DISTMU, DISTSIGMA, DISTNORM per cell (3D maps), else None.
+    dist: tuple[npt.NDArray[np.float64], ...] | None = None
 
     def ranges_of(self, index: npt.NDArray[np.intp]) -> npt.NDArray[np.int64]:
         if self.cell_ranges is not None:
@@ -203,8 +214,15 @@ def _read_cells(raw: bytes, limits: Limits) -> _Cells:
             raise BadSkyMap(f"unreadable FITS sky map: {type(exc).__name__}: {exc}") from exc
 
 
+def _has_distances(hdul: fits.HDUList) -> bool:
+    hdu = next(h for h in hdul if isinstance(h, fits.BinTableHDU))
+    names = {str(name).upper() for name in hdu.columns.names}
+    return all(column in names for column in _DIST_COLUMNS)
+
+
 def _cells_from_hdul(hdul: fits.HDUList, limits: Limits) -> _Cells:
     n_cells, is_moc, prob_column = _table_shape(hdul)
+    has_dist = _has_distances(hdul)
     if n_cells > limits.max_tiles:
         raise BadSkyMap(f"sky map has {n_cells} cells > limit {limits.max_tiles}")
     if n_cells == 0:
@@ -220,15 +238,22 @@ def _cells_from_hdul(hdul: fits.HDUList, limits: Limits) -> _Cells:
             raise BadSkyMap(f"invalid UNIQ cells: {exc}") from exc
         area_sr = (ranges[:, 1] - ranges[:, 0]).astype(np.float64) * (4.0 * math.pi / NPIX29)
         description = f"multi-order (NUNIQ) sky map, {len(uniq)} cells"
+        dist = (tuple(np.asarray(table[c], dtype=np.float64) for c in _DIST_COLUMNS)
+                if has_dist else None)
         return _Cells(density * area_sr, density, dict(table.meta), description,
-                      cell_ranges=ranges)
+                      cell_ranges=ranges, dist=dist)
 
     is_density = prob_column == "PROBDENSITY"
     if is_density:
         # ligo.skymap reads flat maps from a PROB column only.
         next(h for h in hdul if isinstance(h, fits.BinTableHDU)).columns.change_name(
             "PROBDENSITY", "PROB")
-    values, meta = read_sky_map(hdul, nest=True)
+    dist = None
+    if has_dist:
+        (values, *layers), meta = read_sky_map(hdul, nest=True, distances=True)
+        dist = tuple(np.asarray(layer, dtype=np.float64) for layer in layers)
+    else:
+        values, meta = read_sky_map(hdul, nest=True)
     values = np.asarray(values, dtype=np.float64)
     npix = values.size
     nside = math.isqrt(npix // 12)
@@ -242,7 +267,7 @@ def _cells_from_hdul(hdul: fits.HDUList, limits: Limits) -> _Cells:
         density, prob = values / pixel_sr, values
     ordering = "NESTED" if meta.get("nest") else "RING"
     description = f"flat {ordering} sky map, nside {nside} ({npix} pixels, {prob_column})"
-    return _Cells(prob, density, dict(meta), description, flat_order=order)
+    return _Cells(prob, density, dict(meta), description, flat_order=order, dist=dist)
 
 
 def _validate_probabilities(cells: _Cells, limits: Limits) -> float:
@@ -267,6 +292,21 @@ def _distance(meta: dict[str, Any]) -> dict[str, float]:
         if isinstance(value, (int, float)) and math.isfinite(value):
             out[key] = float(value)
     return out
+
+
+def _layers(cells: _Cells, tile_index: npt.NDArray[np.intp],
+            tile_ranges: npt.NDArray[np.int64]) -> DistanceLayers | None:
+    """The distance ansatz of the tiles (ligo.skymap's "no distance" where undefined)."""
+    if cells.dist is None:
+        return None
+    mu, sigma, norm = (layer[tile_index] for layer in cells.dist)
+    bad = ~(np.isfinite(sigma) & np.isfinite(norm) & (sigma > 0) & ~np.isnan(mu))
+    return DistanceLayers(
+        ranges=tile_ranges,
+        mu=np.where(bad, np.inf, mu),
+        sigma=np.where(bad, 1.0, sigma),
+        norm=np.where(bad, 0.0, norm),
+    )
 
 
 def region_from_skymap(
@@ -294,7 +334,8 @@ def region_from_skymap(
     -------
     Region
         ``kind="skymap"``; ``distance`` holds ``distmean``/``diststd`` (Mpc) when the
-        header gives them.
+        header gives them, ``distance_layers`` the tiles' distance ansatz when the
+        map has one.
 
     Raises
     ------
@@ -349,6 +390,7 @@ def region_from_skymap(
     tile_order = np.argsort(tile_ranges[:, 0], kind="stable")
     tile_index = tiles[tile_order]
     tile_level = level[:n_tiles][tile_order]
+    sorted_tiles = np.ascontiguousarray(tile_ranges[tile_order])
 
     description = (
         f"{cells.description}; convention {convention!r}; probabilities summed to "
@@ -362,9 +404,10 @@ def region_from_skymap(
         ranges=ranges,
         area_deg2=area_deg2(ranges),
         credible_level=credible_level,
-        tile_ranges=np.ascontiguousarray(tile_ranges[tile_order]),
+        tile_ranges=sorted_tiles,
         tile_credible_level=np.minimum(tile_level, 1.0),
         tile_density_deg2=density[tile_index] / _DEG2_PER_SR,
         convention=description,
         distance=_distance(cells.meta),
+        distance_layers=_layers(cells, tile_index, sorted_tiles),
     )

@@ -76,6 +76,10 @@ class Circle:
     convention : str
         Mission convention identifier (e.g. ``"fermi_gbm_1sigma_stat"``), used by
         :mod:`skymaps` to choose the conversion to a 90 % region.
+    radius50_deg : float or None
+        The 50 % radius, when the notice publishes it besides ``radius_deg``
+        (IceCube ``src_error_50``, AMON): :mod:`skymaps` then fits its radial
+        profile to both radii.
     """
 
     ra: float
@@ -84,6 +88,7 @@ class Circle:
     containment: float
     systematic_deg: float | None = None
     convention: str = "generic"
+    radius50_deg: float | None = None
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,111 @@ class Notice:
 
 
 @dataclass(frozen=True, eq=False)
+class DistanceLayers:
+    """The distance ansatz of a 3D GW sky map, per cell (Singer et al. 2016).
+
+    Along the line of sight of a cell the luminosity distance ``r`` has the posterior
+    ``p(r) = norm * r**2 * exp(-(r - mu)**2 / (2 sigma**2)) / (sqrt(2 pi) sigma)``
+    (``ligo.skymap.distance.conditional_pdf``). Cells without distance information
+    carry ``mu = inf``, ``sigma = 1``, ``norm = 0`` (ligo.skymap's convention).
+
+    Attributes
+    ----------
+    ranges : ndarray of int64 (IPIX_DTYPE), shape (m, 2)
+        The cells, as sorted, disjoint order-29 ranges (those of the region's tiles).
+    mu, sigma : ndarray of float64, shape (m,)
+        ``DISTMU`` and ``DISTSIGMA``, Mpc.
+    norm : ndarray of float64, shape (m,)
+        ``DISTNORM``, Mpc**-2.
+    """
+
+    ranges: npt.NDArray[np.int64]
+    mu: npt.NDArray[np.float64]
+    sigma: npt.NDArray[np.float64]
+    norm: npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class Significance:
+    """The significance figures of a notice, typed for the rules.
+
+    Built from ``Notice.significance`` (or its stored JSON) by :meth:`from_mapping`;
+    a figure the notice does not give is ``None``.
+
+    Attributes
+    ----------
+    far_hz : float or None
+        False-alarm rate, Hz (``far_hz``).
+    p_astro : float or None
+        Probability that the event is astrophysical: the notice's ``p_astro`` if
+        given, else ``1 - classification["Terrestrial"]`` (LVK).
+    has_ns : float or None
+        Probability that one component is a neutron star (LVK ``properties.HasNS``).
+    has_remnant : float or None
+        Probability of matter left outside the final compact object
+        (``properties.HasRemnant``).
+    signalness : float or None
+        Neutrino signalness (IceCube, KM3NeT).
+    significant : bool or None
+        The mission's own significance flag (LVK ``significant``).
+    classification : dict of str to float
+        Source classes and their probabilities (LVK: BNS, NSBH, BBH, Terrestrial).
+    """
+
+    far_hz: float | None = None
+    p_astro: float | None = None
+    has_ns: float | None = None
+    has_remnant: float | None = None
+    signalness: float | None = None
+    significant: bool | None = None
+    classification: dict[str, float] = field(default_factory=dict)
+
+    @classmethod
+    def from_mapping(cls, significance: dict[str, Any] | None) -> Significance:
+        """The typed figures of a notice's ``significance`` mapping.
+
+        Examples
+        --------
+        >>> s = Significance.from_mapping({"far_hz": 1e-9, "significant": True,
+        ...     "classification": {"BNS": 0.9, "Terrestrial": 0.1},
+        ...     "properties": {"HasNS": 1.0, "HasRemnant": 0.8}})
+        >>> s.far_hz, round(s.p_astro, 3), s.has_ns, s.significant
+        (1e-09, 0.9, 1.0, True)
+        >>> Significance.from_mapping(None).far_hz is None
+        True
+        """
+        sig = significance or {}
+        classification = {str(k): float(v) for k, v in _table(sig.get("classification")).items()
+                          if _number(v) is not None}
+        properties = _table(sig.get("properties"))
+        p_astro = _number(sig.get("p_astro"))
+        if p_astro is None and "Terrestrial" in classification:
+            p_astro = 1.0 - classification["Terrestrial"]
+        significant = sig.get("significant")
+        return cls(
+            far_hz=_number(sig.get("far_hz")),
+            p_astro=p_astro,
+            has_ns=_number(properties.get("HasNS")),
+            has_remnant=_number(properties.get("HasRemnant")),
+            signalness=_number(sig.get("signalness")),
+            significant=significant if isinstance(significant, bool) else None,
+            classification=classification,
+        )
+
+
+def _table(value: Any) -> dict[str, Any]:
+    return dict(value) if isinstance(value, dict) else {}
+
+
+def _number(value: Any) -> float | None:
+    """A finite float, or ``None`` (booleans and text are not numbers here)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if number == number and abs(number) != float("inf") else None
+
+
+@dataclass(frozen=True, eq=False)
 class Region:
     """A 90 % (by default) credible region as order-29 nested HEALPix ranges.
 
@@ -225,11 +335,21 @@ class Region:
     center_ra, center_dec, radius90_deg : float or None
         For circles: centre and the 90 % radius.
     sigma_deg : float or None
-        For circles: the Gaussian width used to derive levels (``None`` otherwise).
+        For circles: the width of the Fisher (spherical Gaussian) law with the same
+        radius at ``credible_level`` (``None`` otherwise); the law itself when
+        ``radial_model`` is empty.
+    radial_model : dict
+        For circles: the radial law giving levels and densities, as stored
+        (:func:`skymaps.radial.law_from_dict`: Fisher, Fermi GBM core + tail
+        mixture, King profile); empty for other kinds and for circles stored before
+        it existed (their law is the Fisher law of ``sigma_deg``).
     convention : str
         What was done to reach the 90 % region, in words a user can read.
     distance : dict
         GW distance moments (``distmean``, ``diststd``, Mpc) where known.
+    distance_layers : DistanceLayers or None
+        Per-cell distance ansatz of a GW map (``DISTMU``, ``DISTSIGMA``,
+        ``DISTNORM``), where the map has them.
     """
 
     kind: str
@@ -245,3 +365,5 @@ class Region:
     sigma_deg: float | None = None
     convention: str = ""
     distance: dict[str, float] = field(default_factory=dict)
+    radial_model: dict[str, Any] = field(default_factory=dict)
+    distance_layers: DistanceLayers | None = None
