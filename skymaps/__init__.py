@@ -8,7 +8,9 @@ Pure functions, no database and no I/O beyond decoding the bytes they are given.
   :func:`searched_area_model` - the region's probability model (the one model of
   mm_broker: the coincidence engine uses it too);
 * :mod:`skymaps.ranges` - UNIQ/ranges conversions, union, area, containment;
-* :mod:`skymaps.conventions` - what each mission's error radius means;
+* :mod:`skymaps.conventions` - what each mission's error radius means, and
+  :mod:`skymaps.radial` - the radial laws of circles (Fisher, the Fermi GBM mixture,
+  the King profile of IceCube's two radii);
 * :mod:`skymaps.moc_io` - regions as IVOA MOC FITS/JSON.
 """
 
@@ -19,6 +21,7 @@ from skymaps.lookup import (
     density_at,
     in_tiles,
     level_density_at,
+    radial_law,
     searched_area_model,
     separation_deg,
     with_sorted_tiles,
@@ -43,6 +46,7 @@ __all__ = [
     "density_at",
     "in_tiles",
     "level_density_at",
+    "radial_law",
     "region_for",
     "region_from_box",
     "region_from_circle",

@@ -3,20 +3,19 @@
 Each published shape becomes an error model, and the region is the part of the sky
 where the model's credible level is at most ``credible_level`` (0.9 by default):
 
-* **circle**: a Fisher (spherical Gaussian) law whose width comes from the mission
-  convention (:mod:`skymaps.conventions`). Levels and densities are analytic
+* **circle**: the radial law of the mission convention (:mod:`skymaps.circle_model`,
+  :mod:`skymaps.radial`: Fisher, the Fermi GBM core + tail mixture, the King profile
+  of IceCube's two radii). Levels and densities are analytic
   (:func:`skymaps.lookup.credible_level_at`).
 * **ellipse**: a 2-D Gaussian with semi-axes ``a``, ``b`` at the published
   containment, position angle east of north.
-* **box** (IceCube's asymmetric errors ``ra +p -m``, ``dec +p -m``, the extents of
-  the 90 % contour in RA and Dec): a 2-D Gaussian with a different width on each
-  side (a "split" Gaussian), so that the 90 % contour passes through the four
-  published extents; the region is made of four quarter-ellipses. The RA offsets
-  are RA degrees and are converted to on-sky offsets at the centre's declination.
-  (The rectangle bounding the extents would hold about 94 % of that model.)
-  A box whose convention is ``<name>_rectangle_bbox`` (e.g. MAXI error
-  rectangles) is instead the published rectangle itself (see
-  :func:`region_from_box`).
+* **box** (asymmetric errors ``ra +p -m``, ``dec +p -m``): a 2-D Gaussian with a
+  different width on each side (a "split" Gaussian). Under a ``"rectangle"``
+  convention (IceCube's, as follow-up programmes cover them, Stein et al. 2023;
+  ``<name>_rectangle_bbox``, e.g. MAXI) the published RA/Dec rectangle is the
+  region; under a ``"contour"`` convention the 90 % contour passes through the four
+  extents (four quarter-ellipses). The RA offsets are RA degrees and are converted
+  to on-sky offsets at the centre's declination (see :func:`region_from_box`).
 
 Ellipses and boxes are defined in the Lambert equal-area tangent plane (see
 :mod:`skymaps.raster`); their levels and densities are looked up in tiles.
@@ -47,16 +46,16 @@ import numpy.typing as npt
 from astropy.coordinates import SkyCoord, angular_separation
 from ligo.skymap import moc as lsm_moc
 from mocpy import MOC
-from scipy.special import ndtri
+from scipy.special import erf, ndtri
 
 from mm_broker.core.errors import BadCoordinates
 from mm_broker.core.models import Box, Circle, Ellipse, Region
 from skymaps import fisher
+from skymaps.circle_model import circle_model
 from skymaps.conventions import (
     MAX_RADIUS_DEG,
     Convention,
     ConventionError,
-    circle_model,
     get_convention,
 )
 from skymaps.coords import validate_center, validate_containment, validate_radius
@@ -156,14 +155,15 @@ def region_from_circle(circle: Circle, *, credible_level: float = 0.9) -> Region
         area_deg2=area_deg2(ranges),
         credible_level=credible_level,
         tile_ranges=cells_to_ranges(tile_order, tiles),
-        tile_credible_level=fisher.level(theta, model.sigma_deg),
-        tile_density_deg2=fisher.density_deg2(theta, model.sigma_deg),
+        tile_credible_level=model.law.level(theta),
+        tile_density_deg2=model.law.density_deg2(theta),
         center_ra=ra,
         center_dec=dec,
         radius90_deg=model.radius90_deg,
         sigma_deg=model.sigma_deg,
         convention=model.description
         + f"; ranges at order {order}, tiles at order {tile_order}",
+        radial_model=model.law.to_dict(),
     )
 
 
@@ -183,6 +183,16 @@ class _SplitGaussian:
     norm: Norm
     sigmas: tuple[float, ...]  # radians
     peak: float  # per steradian
+    #: For rectangles: ``max(|x| / s_x, |y| / s_y)``, whose level sets are the nested
+    #: rectangles (level ``erf(t / sqrt 2)**2``); ``None``: the ellipses of ``norm``.
+    rect_norm: Norm | None = None
+
+    def levels(self, x: FloatArray, y: FloatArray) -> FloatArray:
+        """Credible level of each plane position (its ellipse or rectangle)."""
+        if self.rect_norm is not None:
+            return np.asarray(erf(self.rect_norm(x, y) / math.sqrt(2.0)) ** 2,
+                              dtype=np.float64)
+        return np.asarray(-np.expm1(-self.norm(x, y) ** 2 / 2.0), dtype=np.float64)
 
     def model_area_deg2(self, k: float) -> float:
         """Area of ``{m <= k}``: pi k**2 times the mean product of the axis widths."""
@@ -219,7 +229,7 @@ def _model_region(
         area_deg2=area_deg2(ranges),
         credible_level=credible_level,
         tile_ranges=cells_to_ranges(tile_order, tiles),
-        tile_credible_level=-np.expm1(-m2 / 2.0),
+        tile_credible_level=model.levels(x, y),
         tile_density_deg2=model.peak * np.exp(-m2 / 2.0) / _DEG2_PER_SR,
         center_ra=model.frame.ra,
         center_dec=model.frame.dec,
@@ -319,15 +329,22 @@ def region_from_box(box: Box, *, credible_level: float = 0.9) -> Region:
 
     Two meanings of a box, chosen by its convention (``Convention.box_shape``):
 
-    * ``"contour"`` (IceCube): the offsets are the extents of the ``containment``
-      contour; the region is that contour at ``credible_level``, four
-      quarter-ellipses inside the rectangle;
-    * ``"rectangle"`` (``<convention>_rectangle_bbox``, e.g. MAXI error
-      rectangles): the RA/Dec rectangle is the ``containment`` region itself. The
-      model's axis widths are set so that the rectangle holds ``containment``
-      (``sqrt(containment)`` on each axis); the region at ``credible_level`` is the
-      rectangle scaled accordingly (the rectangle itself at the published
-      containment). Levels in its corners exceed ``credible_level``.
+    * ``"contour"``: the offsets are the extents of the ``containment`` contour;
+      the region is that contour at ``credible_level``, four quarter-ellipses
+      inside the rectangle;
+    * ``"rectangle"`` (IceCube, as follow-up programmes cover its ``+a -b`` errors,
+      Stein et al. 2023, MNRAS 521, 5046; ``<convention>_rectangle_bbox``, e.g. MAXI
+      error rectangles): the RA/Dec rectangle is the ``containment`` region itself.
+      The model's axis widths are set so that the rectangle holds ``containment``
+      (``sqrt(containment)`` on each axis); credible regions are the nested
+      rectangles, so the level of a point is the probability of the rectangle
+      through it, ``erf(t / sqrt 2)**2`` with ``t = max(|x| / s_x, |y| / s_y)``, and
+      the region at ``credible_level`` is the rectangle scaled accordingly (the
+      rectangle itself at the published containment, corners included).
+
+    A convention with a systematic for statistical-only errors (IceCube tracks,
+    :data:`skymaps.conventions.ICECUBE_SYSTEMATIC_R90_DEG`) adds it in quadrature
+    to each on-sky offset, scaled as a Gaussian to the box's containment.
 
     Parameters
     ----------
@@ -345,9 +362,11 @@ def region_from_box(box: Box, *, credible_level: float = 0.9) -> Region:
     --------
     >>> box = Box(77.43, 5.72, ra_minus=0.80, ra_plus=1.30, dec_minus=0.58, dec_plus=0.52,
     ...           containment=0.9, convention="icecube_track")
-    >>> region = region_from_box(box)
-    >>> quarter_ellipses = np.pi / 4 * (0.80 + 1.30) * np.cos(np.radians(5.72)) * (0.58 + 0.52)
-    >>> bool(1.0 < region.area_deg2 / quarter_ellipses < 1.08)  # plus edge cells
+    >>> region = region_from_box(box)  # the rectangle, each offset with 0.2 deg added
+    >>> rect = (np.hypot(0.80 * np.cos(np.radians(5.72)), 0.2)
+    ...         + np.hypot(1.30 * np.cos(np.radians(5.72)), 0.2)) * (
+    ...         np.hypot(0.58, 0.2) + np.hypot(0.52, 0.2))
+    >>> bool(1.0 < region.area_deg2 / rect < 1.08)  # plus edge cells
     True
     """
     ra, dec = validate_center(box.ra, box.dec, what="box centre")
@@ -359,6 +378,14 @@ def region_from_box(box: Box, *, credible_level: float = 0.9) -> Region:
     credible_level = validate_containment(credible_level, what="credible level")
     conv = _no_systematic_model(box.convention, "box")
     cos_dec = math.cos(math.radians(dec))
+    added = ""
+    if conv.systematic_r90_deg is not None and cos_dec > 1e-12:
+        sys_c = (conv.systematic_r90_deg * fisher.gaussian_k(containment)
+                 / fisher.gaussian_k(0.9))
+        offsets = {name: (math.hypot(value * cos_dec, sys_c) / cos_dec
+                          if name.startswith("ra") else math.hypot(value, sys_c))
+                   for name, value in offsets.items()}
+        added = f" with a {sys_c:.6g} deg systematic in quadrature on sky"
     # On-sky chords from the centre to the four published extents (RA offsets are RA
     # degrees: the chord to (ra + offset, dec) is 2 cos(dec) sin(offset / 2)).
     chords = {
@@ -379,13 +406,19 @@ def region_from_box(box: Box, *, credible_level: float = 0.9) -> Region:
         sy = np.where(y >= 0.0, s_north, s_south)
         return np.asarray(np.hypot(x / sx, y / sy), dtype=np.float64)
 
+    def rect_norm(x: FloatArray, y: FloatArray) -> FloatArray:
+        sx = np.where(x >= 0.0, s_east, s_west)
+        sy = np.where(y >= 0.0, s_north, s_south)
+        return np.asarray(np.maximum(np.abs(x) / sx, np.abs(y) / sy), dtype=np.float64)
+
     model = _SplitGaussian(LocalFrame(ra, dec), norm, (s_east, s_west, s_north, s_south),
-                           (2.0 / math.pi) / ((s_east + s_west) * (s_north + s_south)))
+                           (2.0 / math.pi) / ((s_east + s_west) * (s_north + s_south)),
+                           rect_norm if rectangle else None)
     published = (
         f"{conv.label}: RA +{offsets['ra_plus']:.6g}/-{offsets['ra_minus']:.6g} deg, "
         f"Dec +{offsets['dec_plus']:.6g}/-{offsets['dec_minus']:.6g} deg at "
-        f"{_pct(containment)} [{conv.meaning}; {conv.source}]; split 2-D Gaussian in the "
-        "tangent equal-area plane (RA offsets times cos(dec))"
+        f"{_pct(containment)}{added} [{conv.meaning}; {conv.source}]; split 2-D Gaussian "
+        "in the tangent equal-area plane (RA offsets times cos(dec))"
     )
     if not rectangle:
         return _contour_region("box", model, credible_level, published + (

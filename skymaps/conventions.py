@@ -90,7 +90,6 @@ the same systematic in quadrature (``box_shape = "rectangle"``).
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass
 
 from mm_broker.core.errors import ConventionError

@@ -3,19 +3,31 @@
 Every part of mm_broker that needs the probability model of a region (the
 coincidence engine included) asks these functions:
 
-* Circles (``Region.sigma_deg`` set): analytic, from the angular separation to the
-  centre, with the Fisher model of :mod:`skymaps.fisher` (the 2-D Gaussian
-  ``1 - exp(-r**2 / 2 sigma**2)`` and ``exp(-r**2 / 2 sigma**2) / (2 pi sigma**2)``
-  for small circles). Defined everywhere on the sky.
+* Circles: analytic, from the angular separation to the centre, with the circle's
+  radial law (:func:`radial_law`: ``Region.radial_model`` - Fisher, the Fermi GBM
+  core + tail mixture, IceCube's King profile, :mod:`skymaps.radial` - or, for a
+  circle stored without one, the Fisher law of ``Region.sigma_deg``). Defined
+  everywhere on the sky.
 * Maps, ellipses and boxes: the value of the tile holding the position (one binary
   search per position in ``Region.tile_ranges``, which must be sorted by first index:
   regions built here are, :func:`with_sorted_tiles` sorts any other).
 
 The searched area at a credible level (the area of the smallest credible region at
 that level, input of the chance probability) is the cap of that level for a circle
-(:func:`skymaps.fisher.searched_area_deg2`) and, for tiles, the total area of the
+(the law's ``searched_area_deg2``) and, for tiles, the total area of the
 tiles whose level is at most it (ties included: the greedy searched area of
 ligo.skymap, conservative by at most one tile); :func:`searched_area_model`.
+
+The alert's own position error
+------------------------------
+An alert's position is itself uncertain (0.1-1 arcsec), which matters for arcsecond
+circles (Swift XRT and UVOT, Einstein Probe FXT). :func:`level_density_at` and the
+searched-area function take ``position_error_deg`` (1-sigma per axis, per position):
+a circle's law is then folded with it (:meth:`skymaps.radial.FisherLaw.folded`: each
+Gaussian width ``s`` becomes ``hypot(s, e)``), the level and density of the
+difference between the two positions, and the searched area that law's cap. Tiled
+regions (maps, ellipses, boxes) are left as they are: their tiles are much coarser
+than any alert's error.
 
 Outside the tiles
 -----------------
@@ -30,16 +42,16 @@ negligible. These are ordinary values at the top and bottom of their scales, not
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 from astropy.coordinates import angular_separation
 
 from mm_broker.core.models import IPIX_DTYPE, Region
-from skymaps import fisher
 from skymaps.coords import validate_query
+from skymaps.radial import FisherLaw, RadialLaw, law_from_dict
 from skymaps.ranges import PIX29_AREA_DEG2, ang2pix29, locate
 
 __all__ = [
@@ -47,6 +59,7 @@ __all__ = [
     "density_at",
     "in_tiles",
     "level_density_at",
+    "radial_law",
     "searched_area_model",
     "separation_deg",
     "with_sorted_tiles",
@@ -54,13 +67,54 @@ __all__ = [
 
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
-#: ``credible_level → searched_area_deg2`` of one region.
-AreaFn = Callable[[npt.ArrayLike], FloatArray]
 
 
-def _is_analytic(region: Region) -> bool:
-    return (region.kind == "circle" and region.sigma_deg is not None
-            and region.center_ra is not None and region.center_dec is not None)
+class AreaFn(Protocol):
+    """``credible level -> searched area (deg²)`` of one region (NaN gives NaN);
+    ``position_error_deg`` folds the alerts' errors into a circle's law."""
+
+    def __call__(self, level: npt.ArrayLike,
+                 position_error_deg: npt.ArrayLike | None = None) -> FloatArray: ...
+
+
+def radial_law(region: Region) -> RadialLaw | None:
+    """The radial law of a circle region (``None`` for other regions).
+
+    Raises
+    ------
+    ValueError
+        A stored ``radial_model`` that names no known law.
+
+    Examples
+    --------
+    >>> from mm_broker.core.models import Circle
+    >>> from skymaps.circles import region_from_circle
+    >>> circle = Circle(85.3, 6.2, 3.97, 0.6827, convention="fermi_gbm_ground")
+    >>> type(radial_law(region_from_circle(circle))).__name__
+    'FisherMixture'
+    """
+    if region.kind != "circle" or region.center_ra is None or region.center_dec is None:
+        return None
+    if region.radial_model:
+        return law_from_dict(region.radial_model)
+    return None if region.sigma_deg is None else FisherLaw(region.sigma_deg)
+
+
+def _per_error(law: RadialLaw, values: FloatArray, errors: npt.ArrayLike | None,
+               fn: str) -> FloatArray:
+    """``law.<fn>(values)``, with the law folded with each position's error
+    (one fold per distinct error)."""
+    if errors is None:
+        return np.asarray(getattr(law, fn)(values), dtype=np.float64)
+    err = np.broadcast_to(np.asarray(errors, dtype=np.float64), values.shape)
+    if np.any(~np.isfinite(err) | (err < 0.0)):
+        raise ValueError("position errors must be finite and non-negative")
+    out = np.empty(values.shape, dtype=np.float64)
+    for e in np.unique(err):
+        where = err == e
+        folded = law if e == 0.0 else law.folded(float(e))
+        out[where] = getattr(folded, fn)(values[where])
+    return out
 
 
 def separation_deg(region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike) -> FloatArray:
@@ -144,7 +198,8 @@ def with_sorted_tiles(region: Region) -> Region:
 
 
 def level_density_at(
-    region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike
+    region: Region, ra: npt.ArrayLike, dec: npt.ArrayLike, *,
+    position_error_deg: npt.ArrayLike | None = None,
 ) -> tuple[FloatArray, FloatArray, BoolArray]:
     """Credible level and density of the region's model, and where the model holds.
 
@@ -154,6 +209,9 @@ def level_density_at(
         Any region built by :mod:`skymaps` (tiles sorted, see :func:`with_sorted_tiles`).
     ra, dec : array_like
         ICRS positions in degrees (broadcast together).
+    position_error_deg : array_like, optional
+        The positions' own errors (1-sigma per axis, degrees), folded into a
+        circle's law (see the module documentation); ignored for tiled regions.
 
     Returns
     -------
@@ -178,11 +236,11 @@ def level_density_at(
     >>> described.tolist(), level[1], density[1]
     ([True, False], np.float64(1.0), np.float64(0.0))
     """
-    if _is_analytic(region):
-        assert region.sigma_deg is not None
+    law = radial_law(region)
+    if law is not None:
         theta = separation_deg(region, ra, dec)
-        return (fisher.level(theta, region.sigma_deg),
-                fisher.density_deg2(theta, region.sigma_deg),
+        return (_per_error(law, theta, position_error_deg, "level"),
+                _per_error(law, theta, position_error_deg, "density_deg2"),
                 np.ones(theta.shape, dtype=bool))
     index, inside = _tile_values(region, ra, dec)
     if len(region.tile_credible_level) == 0:  # no tiles: nothing to index
@@ -195,7 +253,9 @@ def level_density_at(
 def searched_area_model(region: Region) -> AreaFn:
     """The region's ``credible level → searched area (deg²)``, prepared once.
 
-    Circles: the cap of the Fisher model holding that probability. Tiled regions:
+    Circles: the cap of the circle's law holding that probability (of the law
+    folded with ``position_error_deg`` where the returned function is given it).
+    Tiled regions:
     the total area of the tiles whose level is at most it, ties included (so for
     the level of a tile, the searched area of ligo.skymap's ``crossmatch``). A NaN
     level gives NaN.
@@ -210,12 +270,12 @@ def searched_area_model(region: Region) -> AreaFn:
     >>> round(float(area(level)), 3)  # the cap of radius 1 degree
     3.142
     """
-    if _is_analytic(region):
-        sigma = region.sigma_deg
-        assert sigma is not None
-
-        def cap(level: npt.ArrayLike) -> FloatArray:
-            return fisher.searched_area_deg2(level, sigma)
+    law = radial_law(region)
+    if law is not None:
+        def cap(level: npt.ArrayLike,
+                position_error_deg: npt.ArrayLike | None = None) -> FloatArray:
+            lvl = np.asarray(level, dtype=np.float64)
+            return _per_error(law, lvl, position_error_deg, "searched_area_deg2")
 
         return cap
     levels = np.asarray(region.tile_credible_level, dtype=np.float64)
@@ -225,7 +285,8 @@ def searched_area_model(region: Region) -> AreaFn:
     areas = (tiles[order, 1] - tiles[order, 0]).astype(np.float64) * PIX29_AREA_DEG2
     cumulative = np.concatenate(([0.0], np.cumsum(areas)))
 
-    def tiled(level: npt.ArrayLike) -> FloatArray:
+    def tiled(level: npt.ArrayLike,
+              position_error_deg: npt.ArrayLike | None = None) -> FloatArray:
         lvl = np.asarray(level, dtype=np.float64)
         at_or_below = np.searchsorted(levels_sorted, lvl, side="right")
         return np.asarray(np.where(np.isnan(lvl), np.nan, cumulative[at_or_below]),

@@ -6,8 +6,10 @@ GCN classic packets 173, 174 and 176, published on the AMON stream
 * ``event_id = "IceCube:<run_id>_<event_id>"`` (the IceCube run and event numbers).
 * ``version`` = ``Rev``, the alert revision.
 * The ``WhereWhen`` radius is ``src_error_90``: 90 % containment, statistical only
-  (``icecube_track``; cascades ``icecube_cascade``).  The 50 % radius and
-  the cascade sky-map URL are kept in ``extra``.
+  (``icecube_track``; cascades ``icecube_cascade``, statistical and systematic).
+  ``src_error_50`` is the circle's ``radius50_deg``: :mod:`skymaps` fits the radial
+  profile to both radii (and adds the tracks' systematic). Both radii and the
+  cascade sky-map URL are also kept in ``extra``.
 * ``Retraction`` (group ``Trigger_ID``) true -> a retraction (no localisation).
 * ``Test`` or ``InternalTest`` true -> role TEST.
 * ``RADec_valid`` is false in every real notice seen, valid positions included, so
@@ -17,11 +19,14 @@ GCN classic packets 173, 174 and 176, published on the AMON stream
 
 from __future__ import annotations
 
+import dataclasses
+
 from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import (
     Field,
     PacketSpec,
     build_notice,
+    circle_from_position,
     read_fields,
     spec_for,
 )
@@ -97,16 +102,26 @@ def from_voevent(event: VOEvent) -> Notice:
     test = bool(event.bool_value("Test", "Trigger_ID")) or bool(
         event.bool_value("InternalTest", "Trigger_ID")
     )
+    event_id = f"IceCube:{run}_{number}"
+    retraction = bool(event.bool_value("Retraction", "Trigger_ID"))
+    extra = read_fields(event, _EXTRA)
+    circle = None
+    if not retraction:
+        circle = circle_from_position(event, spec, context=f"{event_id} {spec.notice_type}")
+        r50 = extra.get("src_error_50_deg")
+        if isinstance(r50, float):
+            circle = dataclasses.replace(circle, radius50_deg=r50)
     return build_notice(
         event,
         spec,
         mission=MISSION,
-        event_id=f"IceCube:{run}_{number}",
+        event_id=event_id,
         version=revision,
         test=test,
-        retraction=bool(event.bool_value("Retraction", "Trigger_ID")),
+        retraction=retraction,
         significance=significance,
-        extra=read_fields(event, _EXTRA),
+        extra=extra,
+        localisation=circle,
     )
 
 

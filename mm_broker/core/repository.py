@@ -220,7 +220,7 @@ def store_notice(conn: Connection, journal_id: int, notice: Notice, region: Regi
         n_ranges=int(len(region.ranges)), convention=region.convention,
         center_ra=region.center_ra, center_dec=region.center_dec,
         radius90_deg=region.radius90_deg, sigma_deg=region.sigma_deg,
-        distance=jsonable(region.distance),
+        radial_model=jsonable(region.radial_model), distance=jsonable(region.distance),
         status="active" if decision.status == "stored" else "superseded", created_at=now,
     ).returning(regions.c.id)).scalar_one()
     copy_ranges(conn, region_id, region)
@@ -248,7 +248,7 @@ def copy_ranges(conn: Connection, region_id: int, region: Region) -> None:
         copy.write(buf.getvalue())
     if region.kind == "circle":
         # Circles: levels and densities follow analytically from the stored centre and
-        # width (regions.sigma_deg); their tiles are not stored.
+        # law (regions.radial_model, else the Fisher width sigma_deg); no tiles stored.
         return
     buf = io.StringIO()
     tiles = np.asarray(region.tile_ranges, dtype=IPIX_DTYPE)
@@ -282,7 +282,8 @@ def load_region(conn: Connection, row: Any) -> Region:
         tile_credible_level=np.array([t.credible_level for t in tiles], dtype=float),
         tile_density_deg2=np.array([t.density_deg2 for t in tiles], dtype=float),
         center_ra=row.center_ra, center_dec=row.center_dec, radius90_deg=row.radius90_deg,
-        sigma_deg=row.sigma_deg, convention=row.convention, distance=dict(row.distance or {}))
+        sigma_deg=row.sigma_deg, convention=row.convention, distance=dict(row.distance or {}),
+        radial_model=dict(getattr(row, "radial_model", None) or {}))
 
 
 def change_signature(conn: Connection) -> tuple[Any, ...]:
@@ -302,8 +303,8 @@ def event_states(conn: Connection) -> Sequence[Any]:
         select(events, regions.c.id, regions.c.version.label("region_version"),
                regions.c.kind, regions.c.area_deg2, regions.c.credible_level,
                regions.c.center_ra, regions.c.center_dec, regions.c.radius90_deg,
-               regions.c.sigma_deg, regions.c.convention, regions.c.distance,
-               notices.c.version.label("notice_version"), notices.c.ivorn,
+               regions.c.sigma_deg, regions.c.radial_model, regions.c.convention,
+               regions.c.distance, notices.c.version.label("notice_version"), notices.c.ivorn,
                notices.c.significance)
         .outerjoin(regions, regions.c.id == events.c.active_region_id)
         .outerjoin(notices, notices.c.id == regions.c.notice_id)

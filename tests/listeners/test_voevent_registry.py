@@ -27,7 +27,7 @@ from listeners.parsers import (
 )
 from listeners.parsers.voevent_common import PacketSpec
 from listeners.parsers.voevent_registry import REGISTRY, parse_voevent
-from mm_broker.core.errors import UnsupportedNoticeType
+from mm_broker.core.errors import SchemaError, UnsupportedNoticeType
 from mm_broker.core.models import Circle, Messenger, Role
 
 # voevent-parse 1.0.3 builds packets with collections.Iterable (gone in Python 3.10).
@@ -141,24 +141,37 @@ def test_maxi_test_packet_is_test_role() -> None:
     assert parse_voevent(payload).role is Role.TEST
 
 
-def test_amon_nu_em_packet_built_with_voevent_parse() -> None:
-    payload = _gcn_packet(
+def _nu_em(params: dict[str, object]) -> bytes:
+    return _gcn_packet(
         "nasa.gsfc.gcn/AMON",
         "NuEm_Event2021-01-11T00:00:00.00_1_12345-0",
         vp.definitions.roles.observation,
-        {"Packet_Type": 172, "Pkt_Ser_Num": 3, "TrigID": 12345, "Rev": 1, "FAR": 2.5},
+        {"Packet_Type": 172, "Pkt_Ser_Num": 3, "TrigID": 12345, "Rev": 1, "FAR": 2.5,
+         **params},
         10.0,
         -20.0,
         0.4,
     )
-    n = parse_voevent(payload)
+
+
+def test_amon_nu_em_packet_reads_its_containment() -> None:
+    """NU_EM_COINC containment is read from src_error_90 / src_error_50, never assumed."""
+    n = parse_voevent(_nu_em({"src_error_90": 0.4, "src_error_50": 0.15}))
     assert (n.event_id, n.notice_type, n.version) == (
         "AMON-NU_EM_COINC:12345",
         "AMON_NU_EM_COINC",
         1,
     )
-    assert n.localisation == Circle(10.0, -20.0, 0.4, 0.9, None, "generic")
-    assert n.extra["containment_stated"] is False
+    assert n.localisation == Circle(10.0, -20.0, 0.4, 0.9, None, "amon_nu_em", 0.15)
+    assert n.extra["containment_stated"] is True
+    # Only the 50 % radius: the radius is at 50 %.
+    only50 = parse_voevent(_nu_em({"src_error_50": 0.15}))
+    assert only50.localisation == Circle(10.0, -20.0, 0.15, 0.5, None, "amon_nu_em")
+
+
+def test_amon_nu_em_packet_without_containment_is_rejected() -> None:
+    with pytest.raises(SchemaError, match="states no containment"):
+        parse_voevent(_nu_em({}))
 
 
 def test_unregistered_gcn_type_names_stream_and_type() -> None:

@@ -99,10 +99,14 @@ def test_circle_tiles_agree_with_the_analytic_model() -> None:
     lon, lat = hp.pix2ang(2**order, ipix, nest=True, lonlat=True)
     assert credible_level_at(region, lon, lat) == pytest.approx(region.tile_credible_level)
     assert density_at(region, lon, lat) == pytest.approx(region.tile_density_deg2)
-    # Levels grow away from the centre, densities fall.
+    # Levels grow away from the centre, densities fall; at the centre the density is
+    # the mixture's, sum_i w_i / (2 pi sigma_i^2) with Connaughton et al.'s
+    # sigma_i = 0.66 hypot(R_stat, R_i) (1.8 times the single Fisher law's).
     assert credible_level_at(region, 85.32, 6.21)[()] == pytest.approx(0.0)
-    assert density_at(region, 85.32, 6.21)[()] == pytest.approx(
-        1 / (2 * np.pi * region.sigma_deg**2), rel=1e-2)
+    s_core, s_tail = 0.66 * math.hypot(3.97, 3.72), 0.66 * math.hypot(3.97, 13.7)
+    peak = 0.804 / (2 * np.pi * s_core**2) + 0.196 / (2 * np.pi * s_tail**2)
+    assert density_at(region, 85.32, 6.21)[()] == pytest.approx(peak, rel=2e-3)
+    assert density_at(region, 85.32, 6.21)[()] * 2 * np.pi * region.sigma_deg**2 > 1.7
 
 
 def ellipse_boundary(a: float, b: float, pa: float, bearing: np.ndarray) -> np.ndarray:
@@ -136,11 +140,12 @@ def test_ellipse_contains_inside_and_not_outside(
     assert credible_level_at(region, lon, lat) == pytest.approx(1 - 10 ** -0.25, abs=0.15)
 
 
-def test_box_is_four_quarter_ellipses() -> None:
-    """IceCube-style errors: +1.30/-0.80 deg in RA, +0.52/-0.58 deg in Dec (90 %)."""
+def test_contour_box_is_four_quarter_ellipses() -> None:
+    """A box under a contour convention: +1.30/-0.80 deg in RA, +0.52/-0.58 deg in Dec
+    (90 %) are the extents of the 90 % contour."""
     ra, dec = 77.43, 5.72
     box = Box(ra, dec, ra_minus=0.80, ra_plus=1.30, dec_minus=0.58, dec_plus=0.52,
-              containment=0.9, convention="icecube_track")
+              containment=0.9, convention="generic")
     region = region_for(box)
     check_region(region)
     cos_dec = math.cos(math.radians(dec))
