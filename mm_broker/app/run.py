@@ -61,7 +61,7 @@ from mm_broker.core import repository
 from mm_broker.core.config import Settings
 from mm_broker.core.db.migrate import engine_for
 from mm_broker.core.kafka import spark_source_options
-from mm_broker.core.models import Messenger, Role
+from mm_broker.core.models import Messenger, Role, Significance
 from mm_broker.core.provenance import Provenance
 from publishers.publish import Publisher
 
@@ -112,7 +112,8 @@ class RegionSync:
                         dict(row.significance or {})))
                     meta = EventMeta(eid, Messenger(row.messenger), row.mission,
                                      row.instrument, row.trigger_time,
-                                     int(row.notice_version), Role(row.role))
+                                     int(row.notice_version), Role(row.role),
+                                     Significance.from_mapping(row.significance))
                     region = repository.load_region(conn, row)
                     emitted += self.engine.add_region(meta, version, region)
                     self.applied[eid] = version
