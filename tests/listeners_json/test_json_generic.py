@@ -17,13 +17,17 @@ from typing import Any
 
 import pytest
 
+import publishers
 import skymaps
 from listeners.parsers import parse
 from listeners.parsers.json_registry import GENERIC_PARSER, SCHEMA_PARSERS, schema_parser
+from mm_broker.core import config
 from mm_broker.core.errors import NoPosition, SchemaError, UnsupportedNoticeType
 from mm_broker.core.models import Circle, Ellipse, Messenger, Role, SkyMap
+from publishers.kafka import Topics
 
 GCN = "https://gcn.nasa.gov/schema/v6.1.0/gcn/notices/"
+SCHEMAS = Path(publishers.__file__).parent / "schemas"
 
 
 def _doc(schema: str, **fields: Any) -> bytes:
@@ -178,3 +182,18 @@ def test_core_schema_parts_sent_alone_stay_rejected(data_dir: Path, name: str) -
 def test_known_non_triggers_stay_rejected(path: str) -> None:
     with pytest.raises(UnsupportedNoticeType, match="not a"):
         schema_parser(path)
+
+
+def test_frb_has_its_topics_window_and_schema_symbols() -> None:
+    topics = Topics("mm")
+    assert topics.counterparts("FRB", "observation") == "mm.counterparts.frb"
+    assert topics.counterparts("FRB", "test") == "mm.test.counterparts.frb"
+    assert "mm.counterparts.frb" in topics.all()
+    settings = config.load()
+    assert settings.coincidence.after_days("FRB") == \
+        settings.tree["coincidence"]["window_after_days_by_messenger"]["FRB"]
+    for kind, version in (("counterpart", 3), ("retraction", 2)):
+        raw = json.loads((SCHEMAS / f"{kind}-v{version}.avsc").read_text())
+        (field,) = [f for f in raw["fields"] if f["name"] == "messenger"]
+        assert field["type"]["symbols"] == ["GW", "GRB", "NU", "X", "FRB"]
+    assert settings.publish.retraction_schema_version >= 2

@@ -164,7 +164,8 @@ def test_retractions_go_to_their_topic(pconf: PublishConfig,
     assert "retracted_at" in report.refused[0].reason
     topics = Topics(pconf.topic_prefix)
     [item] = _read(pconf, topics.retractions("observation"), event=eid)
-    assert item.key == f"{eid}|3|retraction" and item.schema == "mm_broker.retraction/1"
+    assert item.key == f"{eid}|3|retraction"
+    assert item.schema == f"mm_broker.retraction/{pconf.retraction_schema_version}"
     assert item.record["withdrawn_alert_ids"] == ["11", "12"]
     [test_item] = _read(pconf, topics.retractions("test"), event=eid + "t")
     assert test_item.record["role"] == "test"
