@@ -115,7 +115,8 @@ BENCHMARKS: dict[str, Benchmark] = {
     "pipeline": Benchmark(
         "pipeline", bench_pipeline,
         "alerts/s through decode + flags + annotation in Spark",
-        {"n_alerts": Param(40_000, "alerts processed (real alerts, cycled)")}),
+        {"n_alerts": Param(40_000, "alerts processed (real alerts, cycled)"),
+         "fink": Param(1, "1: with Fink's science modules (fink-science), 0: without")}),
     "join": Benchmark(
         "join", bench_join,
         "in-memory join against active regions vs the bare numpy limit, one core",

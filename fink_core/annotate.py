@@ -29,7 +29,7 @@ from fink_core.classify import RULES_VERSION as CLASSIFICATION_RULES_VERSION
 from fink_core.context import CONTEXT_COLUMNS, context
 from fink_core.crossmatch import crossmatch_all, crossmatch_columns
 from fink_core.features import FEATURE_COLUMNS, features
-from fink_core.fink_science import FINK_COLUMNS, fink_modules
+from fink_core.fink_science import FINK_COLUMNS, fink_modules, fink_nulls
 from fink_core.fink_science import versions as fink_versions
 from fink_core.quality import QUALITY_COLUMNS, quality_flags
 from fink_core.quality import RULES_VERSION as QUALITY_RULES_VERSION
@@ -126,7 +126,8 @@ def output_schema(catalogue_keys: Iterable[str] = DEFAULT_CATALOGUE_KEYS) -> pa.
 
 
 def annotate(
-    df: pd.DataFrame, catalogues: Sequence[Catalogue] | Mapping[str, Catalogue] = ()
+    df: pd.DataFrame, catalogues: Sequence[Catalogue] | Mapping[str, Catalogue] = (),
+    *, fink: bool = True
 ) -> pd.DataFrame:
     """Add quality flags, context, features, cross-matches, Fink's science modules and a
     class to alerts.
@@ -137,6 +138,10 @@ def annotate(
         Alerts in the model of :mod:`fink_core.model` (output of ``flatten``).
     catalogues : sequence or mapping of Catalogue
         Loaded catalogues (:func:`fink_core.catalogues.load_default_catalogues`).
+    fink : bool, optional
+        Run Fink's science modules (default). False leaves the ``fink_*`` columns
+        null (``mm-broker bench pipeline --param fink=0``: what the modules cost); the
+        classification then reads our own flag and rate.
 
     Returns
     -------
@@ -155,7 +160,7 @@ def annotate(
     if clash:
         raise ValueError(f"annotate would overwrite existing columns: {clash}")
     parts = [quality_flags(df), context(df), features(df), crossmatch_all(df, cats),
-             fink_modules(df)]
+             fink_modules(df) if fink else fink_nulls(df)]
     out = pd.concat([df, *parts], axis=1)
     out = pd.concat([out, classify(out)], axis=1)
     return out[[*df.columns, *names]]

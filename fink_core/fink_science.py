@@ -263,6 +263,18 @@ def fast_transient_rate_per_alert(inputs: pd.DataFrame, seeds: np.ndarray,
     return pd.DataFrame(out, columns=list(RATE_OUTPUTS), index=inputs.index)
 
 
+def fink_nulls(df: pd.DataFrame) -> pd.DataFrame:
+    """The :data:`FINK_COLUMNS`, all null (typed), index of ``df``: Fink's modules not
+    run."""
+    data: dict[str, Any] = {
+        "fink_roid": pd.array([pd.NA] * len(df), dtype="Int32"),
+        "fink_nalerthist": pd.array([pd.NA] * len(df), dtype="Int32"),
+        **{f"fink_{k}": np.full(len(df), np.nan) for k in RATE_OUTPUTS if k != "from_upper"},
+        "fink_from_upper": pd.array([pd.NA] * len(df), dtype="boolean"),
+    }
+    return pd.DataFrame(data, index=df.index)[list(FINK_COLUMNS)]
+
+
 def fink_modules(df: pd.DataFrame, n_samples: int = RATE_SAMPLES) -> pd.DataFrame:
     """Fink's science modules on a batch of alerts: the :data:`FINK_COLUMNS`.
 
@@ -281,13 +293,7 @@ def fink_modules(df: pd.DataFrame, n_samples: int = RATE_SAMPLES) -> pd.DataFram
         :data:`FINK_COLUMNS`, index of ``df``; nulls on LSST rows and, for the rate,
         where Fink gives none (no earlier point in the band).
     """
-    data: dict[str, Any] = {
-        "fink_roid": pd.array([pd.NA] * len(df), dtype="Int32"),
-        "fink_nalerthist": pd.array([pd.NA] * len(df), dtype="Int32"),
-        **{f"fink_{k}": np.full(len(df), np.nan) for k in RATE_OUTPUTS if k != "from_upper"},
-        "fink_from_upper": pd.array([pd.NA] * len(df), dtype="boolean"),
-    }
-    out = pd.DataFrame(data, index=df.index)[list(FINK_COLUMNS)]
+    out = fink_nulls(df)
     ztf = (df["survey"] == "ztf").to_numpy() & df["mag"].notna().to_numpy()
     if ztf.any():
         rows = df[ztf]
@@ -310,4 +316,4 @@ def fink_modules(df: pd.DataFrame, n_samples: int = RATE_SAMPLES) -> pd.DataFram
 
 __all__ = ["FINK_COLUMNS", "FINK_SCIENCE_VERSION", "FINK_UTILS_VERSION", "RATE_OUTPUTS",
            "RATE_SAMPLES", "alert_seed", "fast_transient_rate_per_alert", "fink_inputs",
-           "fink_modules", "nalerthist", "roid", "versions"]
+           "fink_modules", "fink_nulls", "nalerthist", "roid", "versions"]

@@ -99,7 +99,7 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
            topics: Sequence[str | None] | None = None,
            partitions: Sequence[int | None] | None = None,
            offsets: Sequence[int | None] | None = None, *,
-           provenance: Provenance | None = None) -> pd.DataFrame:
+           provenance: Provenance | None = None, fink: bool = True) -> pd.DataFrame:
     """Decode, flag and annotate a batch of alert payloads (pure pandas).
 
     Parameters
@@ -116,6 +116,8 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
         (direct calls: tests, fuzzing) it is :meth:`Provenance.default_config`: this
         version, the hash of the *default* configuration, ``catalogues`` and the rule
         sets applied here (:func:`fink_core.annotate.rule_versions`).
+    fink : bool, optional
+        Run Fink's science modules (:func:`fink_core.annotate.annotate`).
 
     Returns
     -------
@@ -132,7 +134,7 @@ def enrich(values: Sequence[bytes], catalogues: Sequence[Catalogue],
     decoded, index, failures = _decode(values)
     keys = [c.key for c in catalogues]
     schema = enriched_arrow_schema(keys)
-    out = annotate(decoded, catalogues)
+    out = annotate(decoded, catalogues, fink=fink)
     _place(out)
     out["kafka_topic"] = [topics[i] for i in index]
     out["kafka_partition"] = pd.array([partitions[i] for i in index], dtype="Int32")
@@ -250,29 +252,32 @@ def _decode(values: Sequence[bytes]) -> tuple[pd.DataFrame, list[int], list[tupl
 
 
 def enrich_batches(batches: Iterator[pd.DataFrame], catalogues: Any,
-                   provenance: Provenance) -> Iterator[pd.DataFrame]:
+                   provenance: Provenance, fink: bool = True) -> Iterator[pd.DataFrame]:
     """``mapInPandas`` body over Kafka rows (``value``, ``topic``, ``partition``,
     ``offset``); ``catalogues`` is a Spark broadcast of the catalogue list,
-    ``provenance`` the run's (stamped on every row)."""
+    ``provenance`` the run's (stamped on every row); ``fink``: run Fink's modules."""
     cats = catalogues.value
     for batch in batches:
         yield enrich(list(batch["value"]), cats, list(batch["topic"]),
                      [int(p) for p in batch["partition"]], [int(o) for o in batch["offset"]],
-                     provenance=provenance)
+                     provenance=provenance, fink=fink)
 
 
 def enriched_stream(spark: SparkSession, kafka_df: DataFrame,
-                    catalogues: Sequence[Catalogue], provenance: Provenance) -> DataFrame:
+                    catalogues: Sequence[Catalogue], provenance: Provenance,
+                    fink: bool = True) -> DataFrame:
     """Kafka DataFrame → enriched alerts DataFrame (stage chain).
 
     ``provenance`` is the run's (:meth:`Provenance.from_settings` with these
-    ``catalogues``); every row carries it in the ``prov_*`` columns.
+    ``catalogues``); every row carries it in the ``prov_*`` columns. ``fink`` false
+    leaves the ``fink_*`` columns null (the benchmark's comparison).
     """
     _check_provenance(provenance, catalogues)
     keys = catalogue_keys(catalogues)
     bc = spark.sparkContext.broadcast(list(catalogues))
     rows = kafka_df.select("value", "topic", "partition", "offset")
-    return rows.mapInPandas(lambda it: enrich_batches(it, bc, provenance), spark_schema(keys))
+    return rows.mapInPandas(lambda it: enrich_batches(it, bc, provenance, fink),
+                            spark_schema(keys))
 
 
 def _check_provenance(provenance: Provenance, catalogues: Sequence[Catalogue]) -> None:

@@ -4,7 +4,8 @@ The pages are plain HTML tables and forms that read without JavaScript; the smal
 scripts of ``static/`` (no framework, no CDN) add what needs it: sorting, the sky
 map with pan and zoom (``skymap.js``), the light curve (``lightcurve.js``) and live
 updates of the events list through the server-sent events of ``/api/v1/stream``
-(``portal.js``). Data for the scripts is embedded as ``<script type="application/json">``
+(``portal.js``). The map's geometry is embedded in the event page (drawn as the page
+loads, no second request). Data for the scripts is embedded as ``<script type="application/json">``
 blocks (not executed, so the Content-Security-Policy stays ``script-src 'self'``).
 """
 
@@ -22,8 +23,9 @@ from fastapi.responses import HTMLResponse, Response
 from fastapi.templating import Jinja2Templates
 
 from mm_broker import __version__
-from mm_broker.app.serve import queries, views
+from mm_broker.app.serve import queries, sky, views
 from mm_broker.app.serve.api import Config, Conn, SortKey, utc
+from mm_broker.core.repository import load_region
 
 router = APIRouter(include_in_schema=False)
 templates = Jinja2Templates(directory=Path(__file__).resolve().parent / "templates")
@@ -123,8 +125,12 @@ def event_page(request: Request, event_id: str, conn: Conn,
                                         f"{region_version}")
     cands = queries.candidates(conn, event_id, version, "all")[0] if version else []
     links = views.api_links(event_id, version)
+    row = queries.region_row(conn, event_id, version) if version else None
+    geometry = None if row is None else {"event_id": event_id, "region_version": version,
+                                         **sky.map_geometry(load_region(conn, row))}
     return templates.TemplateResponse(request, "event.html", {
         "ev": view, "version": version, "candidates": cands, "links": links,
+        "geometry": geometry,
         "n_live": sum(c.get("status") == "candidate" for c in cands),
         "markers": [{"id": str(c.get("alert_id")), "ra": c.get("ra"), "dec": c.get("dec"),
                      "rank": c.get("rank"), "object_id": c.get("object_id"),

@@ -166,6 +166,9 @@
   document.querySelectorAll("#candidates tbody tr[data-alert]").forEach(function (row) {
     row.addEventListener("mouseenter", function () { highlight(row.getAttribute("data-alert")); });
   });
+  var embedded = document.getElementById("map-data");
+  var geo = embedded ? JSON.parse(embedded.textContent || "null") : null;
+  if (geo) { draw(geo); return; }
   fetch(box.getAttribute("data-map-url"))
     .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
     .then(draw)
