@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 import urllib.error
 import urllib.request
@@ -62,8 +63,9 @@ JOURNAL_SOURCE = "skymap"
 #: Read size while downloading.
 _CHUNK = 1 << 16
 
-#: ``(bytes, where they came from)`` for a URL, or :class:`SkymapFetchError`.
-MapGetter = Callable[[str], tuple[bytes, str]]
+#: ``(bytes, where they came from)`` for a notice's map URL, or
+#: :class:`SkymapFetchError`.
+MapGetter = Callable[[str, Notice], tuple[bytes, str]]
 
 
 @dataclass(frozen=True)
@@ -355,7 +357,7 @@ def store_getter(engine: Engine, policy: FetchPolicy, cache: MapCache | None) ->
     """Ingest's way to a map: the journal, else the cache, else the network; a map
     not read from the journal is journaled."""
 
-    def get(url: str) -> tuple[bytes, str]:
+    def get(url: str, notice: Notice) -> tuple[bytes, str]:
         with engine.connect() as conn:
             kept = journaled_map(conn, url)
         if kept is not None:
@@ -384,33 +386,79 @@ def local_name(url: str) -> str:
 
 def local_getter(data_dir: Path, cache: MapCache | None = None,
                  policy: FetchPolicy | None = None) -> MapGetter:
-    """Replay's way to a map: a file of ``data_dir`` (searched recursively) named as
-    the URL's file (:func:`local_name`), else the cache, else — only when ``policy``
-    is given — the network.
+    """Replay's way to a map: a FITS file of ``data_dir`` (searched recursively) for
+    the URL (:func:`local_match`), else the cache, else — only when ``policy`` is
+    given — the network.
 
     Replay passes no policy: its outputs depend on its inputs only, and the demo
     night and the tests run offline, the real maps of the data directory standing
     for the URLs that name them (a map fetched by ingest earlier is in the cache).
     """
-    index: dict[str, Path] = {}
-    if data_dir.is_dir():
-        for path in sorted(data_dir.rglob("*")):
-            if path.is_file() and looks_like_fits_name(path.name):
-                index.setdefault(path.name, path)
+    files = sorted(p for p in data_dir.rglob("*") if p.is_file()
+                   and looks_like_fits_name(p.name)) if data_dir.is_dir() else []
 
-    def get(url: str) -> tuple[bytes, str]:
-        found = index.get(local_name(url))
+    def get(url: str, notice: Notice) -> tuple[bytes, str]:
+        found = local_match(url, notice, files)
         if found is not None:
-            return found.read_bytes(), f"local file {found.name}"
+            return found[1], f"local file {found[0].name}"
         if policy is not None:
             return _network(url, policy, cache)
         cached = None if cache is None else cache.get(url)
         if cached is not None:
             return cached, "cache"
-        raise SkymapFetchError(f"{url}: no file {local_name(url)!r} under the data "
-                               "directory nor in the map cache (replay does not fetch)")
+        raise SkymapFetchError(f"{url}: no file for {local_name(url)!r} of "
+                               f"{notice.event_id} under the data directory nor in the map "
+                               "cache (replay does not fetch)")
 
     return get
+
+
+def fits_object(data: bytes) -> str | None:
+    """The ``OBJECT`` card of a FITS file's first two headers (gzip or not), if any."""
+    head = data[: 4 * 2880]
+    if head[:2] == b"\x1f\x8b":
+        try:
+            head = zlib.decompressobj(wbits=31).decompress(data[: 1 << 20], 4 * 2880)
+        except zlib.error:
+            return None
+    for i in range(0, len(head) - 79, 80):
+        card = head[i:i + 80]
+        if card.startswith(b"OBJECT  ="):
+            value = card[10:].split(b"/", 1)[0].strip().strip(b"'").strip()
+            return value.decode("ascii", "replace") or None
+    return None
+
+
+def local_match(url: str, notice: Notice, files: Iterable[Path]) -> tuple[Path, bytes] | None:
+    """The local map standing for ``url``: a file named as the URL's file
+    (:func:`local_name`), or ending in ``_<that name>`` (the data directory prefixes
+    maps with their event). Many events' maps share one name (GraceDB's
+    ``bayestar.multiorder.fits``), so a name without a trigger number in it (a run of
+    six digits or more, as in ``glg_healpix_all_bn180116026.fit``) is not enough: the
+    file's ``OBJECT`` card, or its name, must then name the notice's event.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime
+    >>> from mm_broker.core.models import Messenger, Role
+    >>> t = datetime(2018, 11, 1, tzinfo=UTC)
+    >>> n = Notice("LVK:MS1", Messenger.GW, "LVK", "H1", "INITIAL", Role.TEST, t, t, 1,
+    ...            False, None)
+    >>> local_match("https://a/files/m.fits,0", n, []) is None
+    True
+    """
+    name = local_name(url)
+    distinctive = re.search(r"\d{6,}", name) is not None
+    event = notice.event_id.split(":", 1)[-1]
+    for path in files:
+        if path.name != name and not path.name.endswith(f"_{name}"):
+            continue
+        if distinctive or event in path.name:
+            return path, path.read_bytes()
+        data = path.read_bytes()
+        if fits_object(data) == event:
+            return path, data
+    return None
 
 
 def looks_like_fits_name(name: str) -> bool:
@@ -458,7 +506,7 @@ def with_official_map(notice: Notice, get_map: MapGetter,
         return notice, None if notice.retraction else region_of(notice), None
     only_link = isinstance(loc, SkyMap)
     try:
-        data, source = get_map(url)
+        data, source = get_map(url, notice)
         mapped = replace(notice, localisation=SkyMap(
             data=data, url=url, convention=loc.convention if only_link else "official_map",
         ), extra={**notice.extra, "skymap_source": source,

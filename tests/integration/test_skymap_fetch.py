@@ -230,11 +230,25 @@ def test_cache_is_keyed_by_url_and_content(tmp_path: Path) -> None:
 
 def test_local_name_and_replay_getter(data_dir: Path, tmp_path: Path) -> None:
     get = skymap_fetch.local_getter(data_dir, MapCache(tmp_path))
+    notice = parse((data_dir / "notices/lvk/MS181101ab-3-Initial.xml").read_bytes())
     data, source = get("https://gracedb.ligo.org/api/superevents/MS181101ab/files/"
-                       "bayestar.multiorder.fits,0")
+                       "bayestar.multiorder.fits,0", notice)
     assert data[:9] == b"SIMPLE  =" and source.startswith("local file")
+    assert skymap_fetch.fits_object(data) == "MS181101ab"
     with pytest.raises(SkymapFetchError, match="replay does not fetch"):
-        get("https://gracedb.ligo.org/api/superevents/S1/files/nothing-here.fits")
+        get("https://gracedb.ligo.org/api/superevents/S1/files/nothing-here.fits", notice)
+    # Another event's map of the same name (every GraceDB map is bayestar.multiorder.fits)
+    # is never taken for this one: its OBJECT card names its own event.
+    other = replace(notice, event_id="LVK:MS260205v")
+    with pytest.raises(SkymapFetchError, match="replay does not fetch"):
+        get("https://gracedb.ligo.org/api/superevents/MS260205v/files/"
+            "bayestar.multiorder.fits,1", other)
+    # The data directory prefixes maps with their event: GBM's glg_healpix_all.
+    gbm = parse((data_dir / "triggers/voevents/growth-too-marshal/"
+                 "GRB180116A_Fermi_GBM_Fin_Pos.xml").read_bytes())
+    assert gbm.skymap_url is not None
+    _, source = get(gbm.skymap_url, gbm)
+    assert source == "local file GRB180116A_glg_healpix_all_bn180116026.fit"
 
 
 def test_circle_falls_back_when_the_map_is_unusable(data_dir: Path) -> None:
@@ -243,7 +257,7 @@ def test_circle_falls_back_when_the_map_is_unusable(data_dir: Path) -> None:
                     "GRB180116A_Fermi_GBM_Fin_Pos.xml").read_bytes())
     assert isinstance(notice.localisation, Circle) and notice.skymap_url
 
-    def not_a_map(url: str) -> tuple[bytes, str]:
+    def not_a_map(url: str, notice: Notice) -> tuple[bytes, str]:
         return b"SIMPLE  =                    T" + b" " * 2850, "test"
 
     def region_of(n: Notice) -> Region:
