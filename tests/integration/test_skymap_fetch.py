@@ -22,10 +22,11 @@ from sqlalchemy import select
 
 import skymaps
 from listeners.parsers import parse
-from mm_broker.app import skymap_fetch
+from mm_broker.app import skymap_fetch, skymap_http
 from mm_broker.app.ingest import Limits, ingest, retry_pending_maps
 from mm_broker.app.replay import load_notices
-from mm_broker.app.skymap_fetch import FetchPolicy, MapCache, fetch_bytes, with_official_map
+from mm_broker.app.skymap_fetch import MapCache, with_official_map
+from mm_broker.app.skymap_http import FetchPolicy, fetch_bytes
 from mm_broker.core import config
 from mm_broker.core.db.migrate import engine_for
 from mm_broker.core.db.schema import raw_journal
@@ -127,7 +128,7 @@ def server(data_dir: Path) -> Iterator[_Server]:
 
 @pytest.fixture(autouse=True)
 def _no_held_hosts() -> None:
-    skymap_fetch._held.clear()
+    skymap_http._held.clear()
 
 
 def _policy(**changes: object) -> FetchPolicy:
@@ -234,7 +235,7 @@ def test_local_name_and_replay_getter(data_dir: Path, tmp_path: Path) -> None:
     data, source = get("https://gracedb.ligo.org/api/superevents/MS181101ab/files/"
                        "bayestar.multiorder.fits,0", notice)
     assert data[:9] == b"SIMPLE  =" and source.startswith("local file")
-    assert skymap_fetch.fits_object(data) == "MS181101ab"
+    assert skymap_http.fits_object(data) == "MS181101ab"
     with pytest.raises(SkymapFetchError, match="replay does not fetch"):
         get("https://gracedb.ligo.org/api/superevents/S1/files/nothing-here.fits", notice)
     # Another event's map of the same name (every GraceDB map is bayestar.multiorder.fits)
@@ -359,7 +360,7 @@ def test_a_link_only_notice_is_rejected_then_retried(
         assert first.reason is not None and first.reason.startswith("skymap_fetch: ")
         assert first.reason.endswith("; retryable")
         server.failures_before_ok = 0
-        skymap_fetch._held.clear()
+        skymap_http._held.clear()
         (again,) = retry_pending_maps(engine, limits)
         assert again.status == "stored" and again.region is not None
         assert again.region.kind == "skymap"
