@@ -61,7 +61,7 @@ def _tojson(value: Any) -> str:
 
 templates.env.filters.update(num=_num, hours=_hours, when=_when, tojson_safe=_tojson,
                              q=lambda s: quote(str(s), safe=":"))
-templates.env.globals.update(version=__version__)
+templates.env.globals.update(app_version=__version__)
 
 
 def error_page(request: Request, status: int, message: str) -> Response:

@@ -53,13 +53,14 @@
   }
   function drawOverlay() {                 // graticule, labels and markers follow the zoom
     while (gOver.firstChild) gOver.removeChild(gOver.firstChild);
-    var w = view[2], h = view[3], unit = Math.max(w, h) / 600;
+    var w = view[2], h = view[3], rect = svg.getBoundingClientRect();
+    var unit = rect.width > 0 ? Math.max(w / rect.width, h / rect.height) : Math.max(w, h) / 600;
     var step = niceStep(h);
     var grat = el("g", {"class": "grat", "stroke-width": unit}, gOver);
     var dmin = Math.max(-90, -(view[1] + h)), dmax = Math.min(90, -view[1]);
     for (var d = Math.ceil(dmin / step) * step; d <= dmax; d += step) {
       el("line", {x1: view[0], x2: view[0] + w, y1: -d, y2: -d}, grat);
-      var t = el("text", {x: view[0] + 4 * unit, y: -d - 3 * unit, "font-size": 11 * unit,
+      var t = el("text", {x: view[0] + 4 * unit, y: -d - 3 * unit, "font-size": 12 * unit,
                           "class": "glabel"}, gOver);
       t.textContent = "Dec " + (+d.toFixed(2)) + "°";
     }
@@ -68,7 +69,7 @@
     for (var x = Math.ceil(xmin / rstep) * rstep; x <= xmax; x += rstep) {
       el("line", {x1: x * k, x2: x * k, y1: view[1], y2: view[1] + h}, grat);
       var ra = ((ra0 - x) % 360 + 360) % 360;
-      var lab = el("text", {x: x * k + 3 * unit, y: view[1] + h - 4 * unit, "font-size": 11 * unit,
+      var lab = el("text", {x: x * k + 3 * unit, y: view[1] + h - 4 * unit, "font-size": 12 * unit,
                             "class": "glabel"}, gOver);
       lab.textContent = "RA " + (+ra.toFixed(2)) + "°";
     }
