@@ -159,7 +159,8 @@ def test_events_page_lists_every_event(portal: str, browser: Browser,
     assert {r.get("data-event") for r in rows} == stored
     retracted = next(r for r in rows if r.get("data-event") == RETRACTED_EVENT)
     assert "status-retracted" in retracted.get("class")
-    assert retracted.xpath(".//span[contains(@class, 'badge')]")[0].text_content().strip() == "retracted"
+    badge = retracted.xpath(".//span[contains(@class, 'badge')]")[0]
+    assert badge.text_content().strip() == "retracted"
     assert browser.screenshot(portal + "/", "events").is_file()
 
 
