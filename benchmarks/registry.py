@@ -19,6 +19,7 @@ from benchmarks.join import bench_join
 from benchmarks.latency import bench_latency
 from benchmarks.notices import bench_notices
 from benchmarks.pipeline import bench_pipeline
+from benchmarks.portal import bench_portal
 from benchmarks.publish import bench_publish
 from benchmarks.retro import bench_retro
 from benchmarks.soak import SOAK_GOAL_RATE_PER_MIN, bench_soak
@@ -160,6 +161,13 @@ BENCHMARKS: dict[str, Benchmark] = {
          "max_offsets": Param(0, "alerts per micro-batch at most (0: the configuration's "
                                  "alerts.max_offsets_per_trigger)"),
          "seed": Param(1, "seed of the sky and the positions")}),
+    "portal": Benchmark(
+        "portal", bench_portal,
+        "portal API: events list, an event's candidates, cone search, on a large store",
+        {"n_events": Param(10_000, "events stored (one region version each)"),
+         "n_candidates": Param(1_000_000, "counterpart records stored, spread evenly"),
+         "requests": Param(200, "timed requests of each kind"),
+         "seed": Param(3, "seed of the sky, the times and the requests")}),
 }
 
 

@@ -250,4 +250,7 @@ def main(settings: Settings, n_alerts: int = 20, verbose: bool = False) -> int:
           "mm.counterparts.grb --table")
     if not verbose:
         print("Every detail of the run: .venv/bin/mm-broker -v demo")
+    s = settings.serve
+    print(f"Open the night in a browser (events, maps, candidates, light curves, API):\n"
+          f"  .venv/bin/mm-broker serve   then  http://{s.host}:{s.port}/")
     return 0 if len(records) == len(paths) and recs else 1

@@ -21,8 +21,8 @@ from benchmarks.alert_stream import LATENCY_ALERT, AlertTemplate, zigzag_varint
 from benchmarks.scratch_service import batch_log, checkpoint_offsets
 from mm_broker.app import run  # the streaming service, for its logger
 
-#: The names the public contract lists (ARCHITECTURE.md), and ``soak``.
-NAMES = ["notices", "pipeline", "join", "latency", "retro", "publish", "soak"]
+#: The names the public contract lists (ARCHITECTURE.md), ``soak`` and ``portal``.
+NAMES = ["notices", "pipeline", "join", "latency", "retro", "publish", "soak", "portal"]
 
 
 def test_table_has_every_benchmark() -> None:
