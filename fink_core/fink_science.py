@@ -220,7 +220,9 @@ def fast_transient_rate_per_alert(inputs: pd.DataFrame, seeds: np.ndarray,
     -------
     pandas.DataFrame
         :data:`RATE_OUTPUTS` (``from_upper`` as 0.0/1.0, as Fink returns it), index of
-        ``inputs``.
+        ``inputs``. An alert whose fluxes or errors cannot be sampled (negative or
+        infinite: a garbled packet, on which Fink's function raises for the whole
+        batch) gets no rate (NaN), the other alerts theirs.
     """
     n = len(inputs)
     out = np.full((n, len(RATE_OUTPUTS)), np.nan)
@@ -240,19 +242,26 @@ def fast_transient_rate_per_alert(inputs: pd.DataFrame, seeds: np.ndarray,
     sigmapsf = inputs["sigmapsf"].to_numpy(dtype=np.float64)
     eps = np.finfo(float).eps
     for i in np.flatnonzero(finite_mag | finite_upper):
+        with np.errstate(over="ignore"):
+            flux = _ft_utils.to_flux(magpsf[i])
+            err = _ft_utils.to_fluxerr(sigmapsf[i], flux)
+            last_flux = _ft_utils.to_flux(last[i, 0] if finite_mag[i] else last[i, 2])
+            last_err = _ft_utils.to_fluxerr(last[i, 1], last_flux) if finite_mag[i] else 0.0
+            params = (flux, err, last_flux, last_err)
+        if not all(np.isfinite(v) and not np.signbit(v) for v in params):
+            # Nothing Fink's sampler can draw from (a negative, -0.0 or infinite error
+            # or flux: a garbled alert; numpy would raise): no rate for this alert.
+            continue
         rng = np.random.default_rng(int(seeds[i]))
-        flux = _ft_utils.to_flux(magpsf[i])
-        current = rng.normal(flux, _ft_utils.to_fluxerr(sigmapsf[i], flux), n_samples)
+        current = rng.normal(flux, err, n_samples)
         current += np.abs(np.min(current))
         current[current == 0] = eps
         if finite_mag[i]:
-            last_flux = _ft_utils.to_flux(last[i, 0])
-            previous = rng.normal(last_flux, _ft_utils.to_fluxerr(last[i, 1], last_flux),
-                                  n_samples)
+            previous = rng.normal(last_flux, last_err, n_samples)
             previous += np.abs(np.min(previous))
             previous[previous == 0] = eps
         else:
-            previous = rng.uniform(0, _ft_utils.to_flux(last[i, 2]), n_samples)
+            previous = rng.uniform(0, last_flux, n_samples)
         # As in Fink: a point at the alert's own time (dt = 0) gives an infinite rate,
         # a uniform draw of 0 an infinite ratio; numpy's warnings on them are expected.
         with np.errstate(divide="ignore", invalid="ignore"):

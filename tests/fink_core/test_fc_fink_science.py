@@ -175,3 +175,17 @@ def test_classification_reads_finks_flag_and_rate() -> None:
     assert out["classification_rule"].tolist() == [
         "known_solar_system_object", "young_positive_transient",
         "known_solar_system_object", "fast_rate"]
+
+
+def test_a_garbled_error_gives_no_rate_not_an_exception(
+        night: tuple[pd.DataFrame, pd.DataFrame], ours: pd.DataFrame) -> None:
+    """A negative sigmapsf (fuzzing found it) makes numpy's sampler raise in Fink's
+    function; here that alert gets no rate and the others keep theirs."""
+    frame, _ = night
+    rows = frame.iloc[:5].copy()
+    rows.loc[rows.index[0], "mag_err"] = -0.1
+    rows.loc[rows.index[1], "mag_err"] = -0.0  # numpy's check is on the sign bit
+    out = FS.fink_modules(rows)
+    assert np.isnan(out["fink_mag_rate"].iloc[:2]).all()
+    assert out["fink_nalerthist"].iloc[0] == ours["fink_nalerthist"].iloc[0]
+    pd.testing.assert_frame_equal(out.iloc[2:], ours.iloc[2:5])
