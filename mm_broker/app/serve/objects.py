@@ -20,6 +20,7 @@ import io
 import json
 import math
 import struct
+import warnings
 import zlib
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ import fastavro
 import numpy as np
 import pyarrow.dataset as ds
 from astropy.io import fits
+from astropy.io.fits.verify import VerifyWarning
 
 from fink_core.archive_files import archive_dataset
 
@@ -190,8 +192,11 @@ def fits_to_png(data: bytes) -> bytes:
     99.5th percentiles."""
     if data[:2] == b"\x1f\x8b":
         data = gzip.decompress(data)
-    with fits.open(io.BytesIO(data)) as hdul:
-        image = np.asarray(hdul[0].data, dtype=float)
+    with warnings.catch_warnings():
+        # ZTF's stamps have a SIMPLE card astropy calls non-standard; the data are fine.
+        warnings.simplefilter("ignore", VerifyWarning)
+        with fits.open(io.BytesIO(data)) as hdul:
+            image = np.asarray(hdul[0].data, dtype=float)
     finite = image[np.isfinite(image)]
     lo, hi = (np.percentile(finite, [1.0, 99.5]) if finite.size else (0.0, 1.0))
     scaled = np.clip((np.nan_to_num(image, nan=lo) - lo) / max(hi - lo, 1e-12), 0, 1)
