@@ -17,6 +17,11 @@ from mm_broker.core import config
 
 REPO = Path(__file__).resolve().parent.parent
 
+# The suite never reaches the network: official sky maps linked by notices are not
+# fetched (each lookup of a real map host would fail, slowly, on a machine without
+# the network). The fetcher's own tests turn it on against a local HTTP server.
+os.environ.setdefault("MM_SKYMAPS__FETCH", "false")
+
 
 def _data_dir() -> Path:
     return Path(os.environ.get("MM_DATA_DIR", REPO.parent / "shared" / "data")).resolve()

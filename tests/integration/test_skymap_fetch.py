@@ -277,6 +277,7 @@ def test_circle_falls_back_when_the_map_is_unusable(data_dir: Path) -> None:
 
 def _local_settings(settings: config.Settings, tmp_path: Path) -> config.Settings:
     return settings.with_values({
+        "skymaps.fetch": True,  # the suite turns fetching off (tests/conftest.py)
         "skymaps.fetch_hosts": ["127.0.0.1"], "skymaps.fetch_http_hosts": ["127.0.0.1"],
         "skymaps.fetch_timeout_s": 2.0, "skymaps.fetch_attempts": 2,
         "skymaps.fetch_backoff_s": 0.01, "state_dir": str(tmp_path),
