@@ -14,6 +14,7 @@ import pytest
 
 from mm_broker.app import services
 from mm_broker.core import config
+from tests import data_paths
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,7 +25,7 @@ os.environ.setdefault("MM_SKYMAPS__FETCH", "false")
 
 
 def _data_dir() -> Path:
-    return Path(os.environ.get("MM_DATA_DIR", REPO.parent / "shared" / "data")).resolve()
+    return data_paths.data_dir()
 
 
 @pytest.fixture(scope="session")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 from datetime import UTC, datetime
-from pathlib import Path
 
 import astropy.units as u
 import healpy as hp
@@ -32,15 +31,15 @@ from mm_broker.core.models import Messenger, Significance
 from skymaps import density_at, region_from_skymap
 from skymaps.distance import distance_parameters_at
 from skymaps.ranges import PIX29_AREA_DEG2
+from tests.data_paths import data_dir
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
+DATA = data_dir()
 GW = DATA / "skymaps" / "gw"
 CATALOGUES = DATA / "catalogues"
 MAPS = ["S230518h-INITIAL-20230518T160718Z.multiorder.fits",
         "MS230518e-INITIAL-20230518T050944Z.multiorder.fits",
         "S240115ak-PRELIMINARY-20240115T200827Z.multiorder.fits",
         "GW190425_S190425z_G330561_bayestar.fits.gz"]
-pytestmark = pytest.mark.skipif(not GW.is_dir(), reason="real data not available")
 
 
 def _directions(region, n, seed):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import math
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -30,8 +29,9 @@ from mm_broker.core.models import Circle, Role
 from publishers import schema as sch
 from publishers.records import validate
 from skymaps.circles import region_from_circle
+from tests.data_paths import data_dir
 
-DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "notices"
+DATA = data_dir() / "notices"
 T0 = datetime(2024, 1, 15, 12, 0, tzinfo=UTC)
 
 
@@ -162,7 +162,6 @@ def test_search_is_fast_with_a_thousand_events(cfg) -> None:  # type: ignore[no-
     assert [c.external.event_id for c in out] == ["GBM:500"]
 
 
-@pytest.mark.skipif(not DATA.is_dir(), reason="real data not present")
 def test_gw170817_with_grb170817a_from_real_notices(cfg) -> None:  # type: ignore[no-untyped-def]
     """A real LVK notice with its embedded map (the MDC superevent MS181101ab, whose
     external_coinc block names GBM trigger 524666471) moved to 1.74 s before the real

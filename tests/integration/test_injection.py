@@ -36,7 +36,6 @@ covered by GW190425 here and GW190814 by ``tests/skymaps/test_sky_maps.py``.
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,6 +54,7 @@ from listeners.parsers import parse
 from mm_broker.app.replay import windows_from_settings
 from mm_broker.core import config
 from mm_broker.core.models import Messenger, Region, SkyMap
+from tests import data_paths
 
 MAP_DIR = "skymaps/gw"
 SKIPPED_MAPS = {"GW190814_S190814bv_LALInference.v1.fits.gz"}
@@ -369,8 +369,7 @@ def _maps(data_dir: Path) -> list[Path]:
 
 def _map_ids() -> list[str]:
     """Map file names, for test ids (the data folder as ``tests/conftest.py`` finds it)."""
-    default = Path(__file__).resolve().parents[3] / "shared" / "data"
-    return [p.name for p in _maps(Path(os.environ.get("MM_DATA_DIR", default)))]
+    return [p.name for p in _maps(data_paths.data_dir())]
 
 
 def _map_params() -> list[object]:

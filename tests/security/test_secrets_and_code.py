@@ -310,6 +310,17 @@ ALLOWED: dict[tuple[str, str, str], str] = {
     ("mm_broker/core/db/scratch.py", "sql-from-values", "temporary_database"): (
         "CREATE/DROP DATABASE of a generated name (prefix checked to letters, digits "
         "and _, plus a uuid hex): identifiers cannot be bound parameters"),
+    # The portal's queries are assembled from fixed fragments of their own module (a
+    # filter's conditions, a sort key looked up in EVENT_SORTS, a status looked up in
+    # a table of three conditions, an optional time window): no request value is ever
+    # part of the text; every value is a bound parameter (tests/portal check bad input).
+    ("mm_broker/app/serve/queries.py", "sql-from-values", "list_events"): (
+        "WHERE from EventFilter.where() (fixed conditions, bound values), ORDER BY from "
+        "the EVENT_SORTS table"),
+    ("mm_broker/app/serve/queries.py", "sql-from-values", "candidates"): (
+        "the status condition is one of three fixed strings chosen by a dict lookup"),
+    ("mm_broker/app/serve/sky.py", "sql-from-values", "cone"): (
+        "the optional window condition is a fixed string; ra, dec, time are bound"),
 }
 
 

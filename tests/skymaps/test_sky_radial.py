@@ -9,7 +9,6 @@ integration of the densities over the sphere, or with closed forms written out.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -22,8 +21,9 @@ from skymaps import credible_level_at, density_at, level_density_at, region_for
 from skymaps.lookup import radial_law, searched_area_model
 from skymaps.radial import FisherMixture, KingProfile, king_from_radii, law_from_dict
 from skymaps.ranges import ang2pix29, contains
+from tests.data_paths import data_dir
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "notices"
+DATA = data_dir() / "notices"
 ICECUBE = DATA / "icecube"
 
 
