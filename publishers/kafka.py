@@ -32,6 +32,7 @@ Examples
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -160,8 +161,30 @@ def ensure_topics(admin: AdminClient, names: Iterable[str], partitions: int,
                 continue
             raise PublishError(f"cannot create topic {name}: {err}") from exc
     if created:
+        _wait_visible(admin, created, timeout)
         log.info("created topics %s", ", ".join(sorted(created)))
     return created
+
+
+def _wait_visible(admin: AdminClient, names: list[str], timeout: float) -> None:
+    """Wait until the broker's metadata lists the topics just created.
+
+    A creation is acknowledged by the controller before every broker's metadata cache
+    has it (KRaft): a client that lists or describes the topic at once (a test, the
+    portal's health check, a consumer assigned by name) could find nothing. Created
+    means visible here.
+    """
+    deadline = time.monotonic() + timeout
+    missing = set(names)
+    while missing:
+        meta = admin.list_topics(timeout=max(1.0, deadline - time.monotonic()))
+        missing = {n for n in missing if n not in meta.topics or meta.topics[n].error}
+        if not missing:
+            return
+        if time.monotonic() >= deadline:
+            raise PublishError(f"topics created but not visible after {timeout:.0f} s: "
+                               f"{', '.join(sorted(missing))}")
+        time.sleep(0.1)
 
 
 class CounterpartProducer:
