@@ -84,11 +84,14 @@ class VOEventAuthor:
         return cls.from_config(PublishConfig.from_settings(settings))
 
     def issued(self, event_id: str) -> list[str]:
-        """Our IVORNs for ``event_id``, oldest first."""
+        """Our counterpart VOEvents' IVORNs for ``event_id``, oldest first."""
         return list(self._issued.get(event_id, []))
 
-    def remember(self, event_id: str, region_version: int, ivorn: str) -> None:
-        """Record a VOEvent issued earlier (e.g. restored from the database)."""
+    def remember(self, event_id: str, region_version: int | None, ivorn: str) -> None:
+        """Record a VOEvent issued earlier (e.g. restored from the database); a
+        retraction (``region_version`` None) is neither numbered nor cited again."""
+        if region_version is None:
+            return
         self._issued.setdefault(event_id, []).append(ivorn)
         key = (event_id, region_version)
         self._issues[key] = self._issues.get(key, 0) + 1
@@ -119,12 +122,9 @@ class VOEventAuthor:
     def retraction(self, record: Mapping[str, Any], authored: datetime) -> VOEventDoc:
         """The retraction VOEvent of an event, citing every VOEvent of ours for it (none
         if we announced no candidate: see :func:`retraction_voevent`)."""
-        previous = [iv for iv in self._issued.get(record["event_id"], [])
-                    if "/retraction/" not in iv]
-        doc = retraction_voevent(record, author_ivorn=self.author_ivorn, authored=authored,
-                                 retracts=previous, reference_url=self.reference_url)
-        self._issued.setdefault(record["event_id"], []).append(doc.ivorn)
-        return doc
+        return retraction_voevent(record, author_ivorn=self.author_ivorn, authored=authored,
+                                  retracts=self.issued(record["event_id"]),
+                                  reference_url=self.reference_url)
 
 
 def write_voevents(docs: Iterable[VOEventDoc], directory: str | Path) -> list[Path]:

@@ -17,9 +17,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import skymaps.fisher as fisher
 from mm_broker.core.errors import BadCoordinates, ConventionError
 from mm_broker.core.models import Circle
-from skymaps import fisher
 from skymaps.conventions import (
     GBM_SIGMA_PER_R68,
     MAX_RADIUS_DEG,

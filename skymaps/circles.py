@@ -48,9 +48,9 @@ from ligo.skymap import moc as lsm_moc
 from mocpy import MOC
 from scipy.special import erf, ndtri
 
+import skymaps.fisher as fisher
 from mm_broker.core.errors import BadCoordinates
 from mm_broker.core.models import Box, Circle, Ellipse, Region
-from skymaps import fisher
 from skymaps.circle_model import circle_model
 from skymaps.conventions import (
     MAX_RADIUS_DEG,

@@ -45,7 +45,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.optimize import brentq
 
-from skymaps import fisher
+import skymaps.fisher as fisher
 
 __all__ = [
     "FisherLaw",

@@ -39,16 +39,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from listeners.parsers import (
-    json_einstein_probe,
-    json_gcn_generic,
-    json_gcn_unified,
-    json_icecube,
-    json_km3net,
-    json_lvk,
-    json_superk,
-    json_swift,
-)
+import listeners.parsers.json_einstein_probe as json_einstein_probe
+import listeners.parsers.json_gcn_generic as json_gcn_generic
+import listeners.parsers.json_gcn_unified as json_gcn_unified
+import listeners.parsers.json_icecube as json_icecube
+import listeners.parsers.json_km3net as json_km3net
+import listeners.parsers.json_lvk as json_lvk
+import listeners.parsers.json_superk as json_superk
+import listeners.parsers.json_swift as json_swift
 from listeners.parsers.json_common import JSONObject, load_json
 from listeners.parsers.json_values import doc_schema_path
 from mm_broker.core.errors import UnsupportedNoticeType

@@ -24,20 +24,18 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
-from listeners.parsers import (
-    voevent_agile,
-    voevent_amon,
-    voevent_fermi,
-    voevent_icecube,
-    voevent_integral,
-    voevent_km3net,
-    voevent_konus,
-    voevent_lvk,
-    voevent_maxi,
-    voevent_snews,
-    voevent_svom,
-    voevent_swift,
-)
+import listeners.parsers.voevent_agile as voevent_agile
+import listeners.parsers.voevent_amon as voevent_amon
+import listeners.parsers.voevent_fermi as voevent_fermi
+import listeners.parsers.voevent_icecube as voevent_icecube
+import listeners.parsers.voevent_integral as voevent_integral
+import listeners.parsers.voevent_km3net as voevent_km3net
+import listeners.parsers.voevent_konus as voevent_konus
+import listeners.parsers.voevent_lvk as voevent_lvk
+import listeners.parsers.voevent_maxi as voevent_maxi
+import listeners.parsers.voevent_snews as voevent_snews
+import listeners.parsers.voevent_svom as voevent_svom
+import listeners.parsers.voevent_swift as voevent_swift
 from listeners.parsers.voevent import VOEvent, load_voevent
 from listeners.parsers.voevent_common import gcn_packet_type
 from listeners.parsers.xml import DEFAULT_MAX_BYTES, DEFAULT_MAX_DEPTH, DEFAULT_MAX_ELEMENTS

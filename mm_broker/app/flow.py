@@ -42,7 +42,7 @@ from mm_broker.app.records import counterpart_record
 from mm_broker.core.errors import DeliveryError
 from publishers import gcn_json
 from publishers.consume import TopicNotFound, read
-from publishers.kafka import coincidence_key
+from publishers.kafka import Topics, coincidence_key
 from publishers.publish import PublicationReport, Publisher
 from publishers.records import counterpart_key, retraction_key
 
@@ -101,7 +101,7 @@ class CounterpartFlow:
         self._backlog: list[dict[str, Any]] = []
         if network is not None and store is not None:
             for event_id, region_version, ivorn in outbox.issued_voevents(store):
-                network.author.remember(event_id, region_version or 0, ivorn)
+                network.author.remember(event_id, region_version, ivorn)
 
     # ------------------------------------------------------------------ records
 
@@ -162,7 +162,7 @@ class CounterpartFlow:
         if not fresh:
             return 0
         report = self.network.counterparts(fresh, authored=at, wait=True)
-        self._account(report)
+        self._account(report, at)
         _check(report, "counterparts")
         self._send_gcn(fresh, at)
         if self.store is not None:
@@ -228,13 +228,12 @@ class CounterpartFlow:
             outbox.mark_coincidences(self.store, [outbox.coincidence_key(r) for r in recs])
         self.counts["new_coincidences"] += len(recs)
 
-    def _account(self, report: PublicationReport) -> None:
+    def _account(self, report: PublicationReport, authored: datetime) -> None:
         self.counts["kafka_sent"] += report.kafka.sent if report.kafka else 0
         self.counts["voevents_broadcast"] += len(report.submissions)
         if self.store is not None and report.voevents:
             acked = [s.ivorn for s in report.submissions if s.status == "ack"]
-            outbox.store_voevents(self.store, report.voevents, acked,
-                                  authored=datetime.now(UTC))
+            outbox.store_voevents(self.store, report.voevents, acked, authored=authored)
 
     # ------------------------------------------------------------------ retractions
 
@@ -271,7 +270,7 @@ class CounterpartFlow:
     def _send_retraction(self, record: dict[str, Any], at: datetime) -> None:
         assert self.network is not None
         report = self.network.retraction(record, authored=at, wait=True)
-        self._account(report)
+        self._account(report, at)
         _check(report, "retractions")
         if self.store is not None:
             outbox.mark_retraction(self.store, str(record["event_id"]))
@@ -279,13 +278,13 @@ class CounterpartFlow:
 
     # ------------------------------------------------------------------ restarts
 
-    def settle(self, on_topics: Callable[[list[dict[str, Any]], datetime], set[str]] | None = None
+    def settle(self, on_topics: Callable[[set[str], datetime], set[str]] | None = None
                ) -> dict[str, int]:
         """Settle what a crash left between insert and confirmed delivery.
 
         Each unconfirmed record is looked for on its topic (from a little before its
         row was created): found ones are only marked, the others are published and
-        marked. ``on_topics(records, since)`` gives the keys on the records' topics
+        marked. ``on_topics(topics, since)`` gives the keys on those topics since then
         (default: :meth:`keys_on_topics`).
 
         Returns
@@ -301,12 +300,13 @@ class CounterpartFlow:
         rows = outbox.pending_counterparts(self.store)
         if rows:
             recs = [r for r, _ in rows]
-            present = find(recs, min(t for _, t in rows) - timedelta(minutes=5))
+            topics = {self._topics.counterparts(r["messenger"], r["role"]) for r in recs}
+            present = find(topics, min(t for _, t in rows) - timedelta(minutes=5))
             missing = [r for r in recs if counterpart_key(r) not in present]
             if missing:
-                report = self.network.counterparts(missing, authored=datetime.now(UTC),
-                                                   wait=True)
-                self._account(report)
+                now = datetime.now(UTC)
+                report = self.network.counterparts(missing, authored=now, wait=True)
+                self._account(report, now)
                 _check(report, "counterparts")
                 self._send_gcn(missing, datetime.now(UTC))
             outbox.mark_counterparts(self.store, [outbox.key(r) for r in recs])
@@ -315,7 +315,8 @@ class CounterpartFlow:
         coincs = outbox.pending_coincidences(self.store)
         if coincs and self.network.producer is not None:
             # the rows hold no creation time of their own here: look back a day
-            present = find(coincs, datetime.now(UTC) - timedelta(days=1))
+            present = find({self._topics.coincidences(r["role"]) for r in coincs},
+                           datetime.now(UTC) - timedelta(days=1))
             missing = [r for r in coincs if coincidence_key(r) not in present]
             if missing:
                 self._send_coincidences(missing)
@@ -324,7 +325,8 @@ class CounterpartFlow:
             done["found"] += len(coincs) - len(missing)
             done["republished"] += len(missing)
         for record, created in outbox.pending_retractions(self.store):
-            present = find([record], created - timedelta(minutes=5))
+            present = find({self._topics.retractions(record["role"])},
+                           created - timedelta(minutes=5))
             done["pending"] += 1
             if retraction_key(record) in present:
                 outbox.mark_retraction(self.store, str(record["event_id"]))
@@ -337,17 +339,18 @@ class CounterpartFlow:
                      "republished %d", done["pending"], done["found"], done["republished"])
         return done
 
-    def keys_on_topics(self, records: list[dict[str, Any]], since: datetime) -> set[str]:
-        """Keys of the messages on the topics these records go to, since ``since``."""
+    @property
+    def _topics(self) -> Topics:
+        assert self.network is not None and self.network.producer is not None
+        return self.network.producer.topics
+
+    def keys_on_topics(self, topics: set[str], since: datetime) -> set[str]:
+        """Keys of the messages on ``topics`` since ``since``."""
         assert self.network is not None and self.network.producer is not None
         producer = self.network.producer
         conf = {k: v for k, v in producer.config.kafka.items()
                 if k.startswith(("security.", "sasl.", "ssl.", "log"))}  # log: librdkafka's
         bootstrap = str(producer.config.kafka["bootstrap.servers"])
-        topics = {producer.topics.retractions(r["role"]) if "withdrawn_alert_ids" in r
-                  else producer.topics.coincidences(r["role"]) if "external_event_id" in r
-                  else producer.topics.counterparts(r["messenger"], r["role"])
-                  for r in records}
         keys: set[str] = set()
         for topic in sorted(topics):
             try:

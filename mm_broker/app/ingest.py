@@ -150,7 +150,7 @@ def _localise(engine: Engine, notice: Notice, limits: Limits,
 
 def ingest(engine: Engine, payload: bytes, source: str, topic: str | None = None,
            received_at: datetime | None = None, *, limits: Limits,
-           ) -> IngestResult:
+           topic_chooses_parser: bool = True) -> IngestResult:
     """Journal, parse, localise and store one payload.
 
     Parameters
@@ -165,8 +165,11 @@ def ingest(engine: Engine, payload: bytes, source: str, topic: str | None = None
         Kafka topic, VTP stream or file path.
     received_at : datetime, optional
         Reception time (now by default).
-    limits : Limits, optional
+    limits : Limits
         Window and sky-map limits.
+    topic_chooses_parser : bool
+        Whether ``topic`` may choose the parser (a Kafka topic), or only names the
+        payload's origin (a file path: the content chooses).
 
     Returns
     -------
@@ -178,7 +181,8 @@ def ingest(engine: Engine, payload: bytes, source: str, topic: str | None = None
     if not first and status != "received":
         return IngestResult("duplicate", f"identical bytes already journaled (row {journal_id})",
                             journal_id, event_id=_event_of(engine, journal_id))
-    return process(engine, journal_id, payload, topic, limits)
+    return process(engine, journal_id, payload, topic if topic_chooses_parser else None,
+                   limits)
 
 
 def _event_of(engine: Engine, journal_id: int) -> str | None:

@@ -8,7 +8,7 @@ application uses, on :mod:`mm_broker.app.ingest`:
 * :func:`ingest_handler` — streams (GCN Kafka, VTP): :func:`~mm_broker.app.ingest.ingest`
   with the stream's topic (a Kafka topic may choose the JSON parser; a VOEvent records
   it as ``extra["topic"]``);
-* :func:`file_handler` — files (``listen dir``, ``notices ingest``): the file's path
+* :func:`file_handler` — files (``listen dir``): the file's path
   is journaled as the payload's origin, but a path is not a topic, so the payload's
   own content chooses the parser.
 
@@ -30,7 +30,7 @@ from sqlalchemy.exc import OperationalError
 
 from listeners.daemon import log_outcome
 from listeners.types import Handler
-from mm_broker.app.ingest import IngestResult, Limits, ingest, journal, process, recover_pending
+from mm_broker.app.ingest import IngestResult, Limits, ingest, recover_pending
 from mm_broker.core.errors import StoreUnavailable
 
 log = logging.getLogger("mm_broker.listen")
@@ -68,6 +68,18 @@ def _unavailable(exc: OperationalError) -> StoreUnavailable:
     return StoreUnavailable(f"database unavailable ({first})")
 
 
+def _handler(engine: Engine, limits: Limits, topic_chooses_parser: bool) -> Handler[Ingested]:
+    def handle(source: str, topic: str | None, payload: bytes,
+               received_at: datetime) -> Ingested:
+        try:
+            return Ingested(ingest(engine, payload, source, topic, received_at,
+                                   limits=limits, topic_chooses_parser=topic_chooses_parser))
+        except OperationalError as exc:
+            raise _unavailable(exc) from exc
+
+    return handle
+
+
 def ingest_handler(engine: Engine, limits: Limits) -> Handler[Ingested]:
     """The handler of the stream transports (GCN Kafka, VTP).
 
@@ -84,19 +96,11 @@ def ingest_handler(engine: Engine, limits: Limits) -> Handler[Ingested]:
         ``handler(source, topic, payload, received_at) -> Ingested``; raises
         :class:`StoreUnavailable` while the database is unreachable.
     """
-    def handle(source: str, topic: str | None, payload: bytes,
-               received_at: datetime) -> Ingested:
-        try:
-            return Ingested(ingest(engine, payload, source, topic, received_at,
-                                   limits=limits))
-        except OperationalError as exc:
-            raise _unavailable(exc) from exc
-
-    return handle
+    return _handler(engine, limits, topic_chooses_parser=True)
 
 
 def file_handler(engine: Engine, limits: Limits) -> Handler[Ingested]:
-    """The handler of files (``listen dir``, ``notices ingest``).
+    """The handler of files (``listen dir``).
 
     The file's path is journaled as the payload's ``topic`` (its origin); the parser
     is chosen by the payload's own content, as :func:`~mm_broker.app.ingest.recover_pending`
@@ -115,19 +119,7 @@ def file_handler(engine: Engine, limits: Limits) -> Handler[Ingested]:
         ``handler(source, path, payload, received_at) -> Ingested``; raises
         :class:`StoreUnavailable` while the database is unreachable.
     """
-    def handle(source: str, topic: str | None, payload: bytes,
-               received_at: datetime) -> Ingested:
-        try:
-            with engine.begin() as conn:
-                jid, first, status = journal(conn, payload, source, topic, received_at)
-            if not first and status != "received":
-                return Ingested(IngestResult(
-                    "duplicate", f"identical bytes already journaled (row {jid})", jid))
-            return Ingested(process(engine, jid, payload, None, limits))
-        except OperationalError as exc:
-            raise _unavailable(exc) from exc
-
-    return handle
+    return _handler(engine, limits, topic_chooses_parser=False)
 
 
 def recover(engine: Engine, limits: Limits, source: str) -> list[IngestResult]:

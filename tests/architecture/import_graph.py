@@ -65,8 +65,9 @@ def _walk(node: ast.AST, in_function: bool, type_checking: bool,
 def edges() -> list[Edge]:
     """Every import of a project module by a project module.
 
-    ``from pkg import name`` is an edge to ``pkg.name`` when that is a module, else to
-    ``pkg`` (its face, ``__init__``); relative imports are resolved.
+    ``from pkg import name`` is an edge to ``pkg`` (its face, ``__init__``, which
+    Python runs first), and also to ``pkg.name`` when that is a module; ``import
+    pkg.mod`` is an edge to ``pkg.mod``. Relative imports are resolved.
     """
     mods = modules()
     out: list[Edge] = []
@@ -83,9 +84,11 @@ def edges() -> list[Edge]:
                     parts = name.split(".") if is_pkg else name.split(".")[:-1]
                     parts = parts[:len(parts) - (node.level - 1)]
                     base = ".".join(parts + ([node.module] if node.module else []))
+                targets.append(base)
                 for a in node.names:
                     sub = f"{base}.{a.name}"
-                    targets.append(sub if sub in mods else base)
+                    if sub in mods:
+                        targets.append(sub)
             for t in targets:
                 if t.split(".")[0] in PACKAGES:
                     out.append(Edge(name, t, node.lineno, in_fn, tc))

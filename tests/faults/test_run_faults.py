@@ -319,7 +319,7 @@ def test_unconfirmed_counterparts_settled_once(fault_db: config.Settings) -> Non
 
         flow = CounterpartFlow({}, network=publisher, store=engine)
         done = flow.settle()
-        again = flow.settle(lambda recs, since: set())
+        again = flow.settle(lambda topics, since: set())
         with engine.connect() as conn:
             unconfirmed = conn.execute(associations.select().where(
                 associations.c.published_at.is_(None))).all()
